@@ -1,0 +1,115 @@
+"""The agent's council client (httpx): signed reports, the decision snapshot and stream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+import httpx
+import msgspec
+from httpx_sse import aconnect_sse
+
+from shieldwall.clock import Clock
+from shieldwall.council.auth import sign_request
+from shieldwall.errors import CouncilError, WireError
+from shieldwall.model import DecisionEvent
+from shieldwall.wire import signing
+from shieldwall.wire.messages import (
+    Report,
+    Snapshot,
+    WireAlert,
+    decode_event,
+    decode_snapshot,
+    encode,
+    event_from_wire,
+)
+
+
+def new_report_id() -> str:
+    return uuid.uuid4().hex
+
+
+class CouncilClient:
+    def __init__(
+        self,
+        url: str,
+        member: str,
+        private_key: str,
+        clock: Clock,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.member = member
+        self._key_b64 = private_key
+        self._key = signing.signing_key(private_key)
+        self.clock = clock
+        self._http = httpx.AsyncClient(
+            base_url=self.url, transport=transport, timeout=timeout,
+            headers={"User-Agent": "shieldwall-agent"},
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _signed_headers(self, method: str, target: str) -> dict[str, str]:
+        headers = sign_request(self._key_b64, method, target, self.clock.now())
+        headers["X-Shieldwall-Member"] = self.member
+        return headers
+
+    async def send_report(self, report_id: str, alerts: list[WireAlert]) -> dict[str, object]:
+        """Sign and send one report. 409 (already received) counts as delivered.
+
+        Raises CouncilError with ``status`` None for transport errors (retry later).
+        """
+        report = Report(id=report_id, member=self.member, sent_at=self.clock.now(), alerts=alerts)
+        body = encode(report)
+        sig = signing.sign(self._key, body)
+        try:
+            resp = await self._http.post(
+                "/v1/reports", content=body,
+                headers={"Content-Type": "application/json", "X-Shieldwall-Signature": sig},
+            )
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"council unreachable: {exc}") from exc
+        if resp.status_code == 409:
+            return {"replayed": True}
+        if resp.status_code != 200:
+            raise CouncilError(f"report refused: {resp.status_code} {resp.text}", resp.status_code)
+        out: dict[str, object] = resp.json()
+        return out
+
+    async def snapshot(self) -> Snapshot:
+        headers = self._signed_headers("GET", "/v1/decisions")
+        try:
+            resp = await self._http.get("/v1/decisions", headers=headers)
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"council unreachable: {exc}") from exc
+        if resp.status_code != 200:
+            raise CouncilError(f"{resp.status_code} {resp.text}", resp.status_code)
+        return decode_snapshot(resp.content)
+
+    async def stream(self, since: int | None) -> AsyncIterator[Snapshot | DecisionEvent]:
+        """Decision events from the council; a Snapshot first when ``since`` is None."""
+        target = "/v1/decisions/stream" + ("" if since is None else f"?since={since}")
+        headers = self._signed_headers("GET", target)
+        timeout = httpx.Timeout(10.0, read=40.0)  # heartbeats come every 15 s
+        try:
+            async with aconnect_sse(
+                self._http, "GET", target, headers=headers, timeout=timeout
+            ) as source:
+                if source.response.status_code != 200:
+                    await source.response.aread()
+                    raise CouncilError(
+                        f"stream refused: {source.response.status_code} {source.response.text}",
+                        source.response.status_code,
+                    )
+                async for sse in source.aiter_sse():
+                    if sse.event == "snapshot":
+                        yield decode_snapshot(sse.data)
+                    elif sse.event in ("add", "revoke", "expire"):
+                        yield event_from_wire(decode_event(sse.data))
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"stream broken: {exc}") from exc
+        except (WireError, msgspec.ValidationError) as exc:
+            raise CouncilError(f"bad stream data: {exc}") from exc

@@ -1,0 +1,325 @@
+"""The agent: sources → detector → local bans + outbox → council; council stream → enforcers.
+
+Wiring and supervision only; what to block is decided by the detector (alerts), the agent's
+protected set, and the council's decision log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from shieldwall.agent.client import CouncilClient, new_report_id
+from shieldwall.agent.sources.file import FileSource, Position
+from shieldwall.agent.state import AgentState
+from shieldwall.clock import Clock, SystemClock
+from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
+from shieldwall.decision_log import DecisionView, blocked_scopes, diff
+from shieldwall.detect import Detector, builtin_rule, load_rule
+from shieldwall.detect.rule import Rule
+from shieldwall.enforce.base import Enforcer
+from shieldwall.enforce.log import LogEnforcer
+from shieldwall.errors import ConfigError, CouncilError, ShieldwallError
+from shieldwall.model import Alert, DecisionEvent, Scope, address_scope, scope_str
+from shieldwall.treaty.protect import Protected
+from shieldwall.wire import signing
+from shieldwall.wire.messages import Snapshot, alert_to_wire, decision_from_wire
+
+log = logging.getLogger("shieldwall.agent")
+
+
+def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
+    """Rule names are shipped rules (``sshd``) or paths to native ``.toml`` files."""
+    rules = []
+    for name in names:
+        try:
+            if name.endswith(".toml") or "/" in name:
+                rules.append(load_rule(name))
+            else:
+                rules.append(builtin_rule(name))
+        except ShieldwallError as exc:
+            raise ConfigError(origin, "watch.rules", f"{name}: {exc}") from exc
+    return rules
+
+
+def make_enforcer(spec: EnforcerSpec, state_dir: str) -> Enforcer:
+    if spec.kind == "log":
+        return LogEnforcer(spec.path)
+    if spec.kind == "nftables":
+        from shieldwall.enforce.nftables import NftEnforcer
+
+        return NftEnforcer(table=spec.table)
+    raise ConfigError("", "enforcer.kind", f"unknown enforcer {spec.kind!r}")
+
+
+def read_key(path: str) -> str:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(path, "key-file", f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        signing.signing_key(text)
+    except ShieldwallError as exc:
+        raise ConfigError(path, "key-file", str(exc)) from exc
+    return text
+
+
+@dataclass(slots=True)
+class Enforcement:
+    """What this member blocks: the council's active decisions plus its own local bans."""
+
+    enforcers: list[Enforcer]
+    current: dict[Scope, datetime] = field(default_factory=dict)
+
+    async def sync(self, target: dict[Scope, datetime], now: datetime) -> None:
+        for e in self.enforcers:
+            await e.sync(target, now)
+        self.current = dict(target)
+
+    async def update(self, target: dict[Scope, datetime], now: datetime) -> None:
+        live = {s: t for s, t in self.current.items() if t > now}
+        changes = diff(live, target)
+        if not changes:
+            self.current = live
+            return
+        for e in self.enforcers:
+            try:
+                await e.apply(changes, now)
+            except ShieldwallError:
+                log.exception("enforce.failed enforcer=%s", e.name)
+        self.current = {**live, **{s: t for s, t in target.items()}}
+        for s in list(self.current):
+            if s not in target:
+                del self.current[s]
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Clock | None = None,
+        enforcers: list[Enforcer] | None = None,
+        client: CouncilClient | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.state = AgentState(config.state_dir)
+        key = read_key(config.key_file)
+        self.client = client or CouncilClient(config.council, config.member, key, self.clock)
+        self.enforcement = Enforcement(
+            enforcers if enforcers is not None
+            else [make_enforcer(s, config.state_dir) for s in config.enforcers]
+        )
+        self.protected = Protected.build(
+            allowlist=config.allowlist, protect_private=config.protect_private
+        )
+        try:
+            self.tz = ZoneInfo(config.timezone)
+        except Exception as exc:
+            raise ConfigError(config.origin, "timezone", f"unknown zone {config.timezone!r}") from exc
+        self.view = DecisionView()
+        self.local: dict[Scope, datetime] = {}
+        self._wake_outbox = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.connected = asyncio.Event()
+        self._watches = [(w, load_rules(w.rules, config.origin)) for w in config.watch]
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        now = self.clock.now()
+        seq, decisions = self.state.view()
+        self.view.reset(seq, decisions)
+        self.local = self.state.local_bans(now)
+        await self.enforcement.sync(self._target(now), now)
+        log.info("agent.started member=%s seq=%d local=%d", self.config.member, seq,
+                 len(self.local))
+        tasks = [asyncio.create_task(self._follow(), name="follow"),
+                 asyncio.create_task(self._deliver(), name="deliver"),
+                 asyncio.create_task(self._housekeep(), name="housekeep")]
+        tasks += [asyncio.create_task(self._tail(w, rules), name=f"tail:{w.path}")
+                  for w, rules in self._watches]
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stop and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in [stop, *tasks]:
+                t.cancel()
+            await asyncio.gather(stop, *tasks, return_exceptions=True)
+            for e in self.enforcement.enforcers:
+                await e.close()
+            await self.client.close()
+            self.state.close()
+
+    def _target(self, now: datetime) -> dict[Scope, datetime]:
+        target = blocked_scopes(self.view.active(now), now)
+        for scope, expires in self.local.items():
+            if expires > now and (scope not in target or target[scope] < expires):
+                target[scope] = expires
+        return target
+
+    async def _enforce(self) -> None:
+        now = self.clock.now()
+        await self.enforcement.update(self._target(now), now)
+
+    # -- logs → detection → local bans + outbox --------------------------------------
+
+    async def _tail(self, watch: Watch, rules: list[Rule]) -> None:
+        detector = Detector(rules, tz=self.tz)
+        rule_names = {r.name for r in rules}
+        detector.restore_buckets(
+            [row for row in self.state.buckets() if row[0] in rule_names]
+        )
+        saved = self.state.position(watch.path)
+        start = Position.from_dict(saved) if saved else None
+        source = FileSource(watch.path, start, from_end=watch.from_end and start is None)
+        try:
+            while True:
+                batch = source.poll()
+                if batch is None:
+                    await asyncio.sleep(self.config.poll_interval)
+                    continue
+                await self._handle_batch(watch.path, detector, batch)
+        finally:
+            source.close()
+
+    async def _handle_batch(self, path: str, detector: Detector, batch: object) -> None:
+        now = self.clock.now()
+        before = dict(detector.counters.values)
+        alerts: list[Alert] = []
+        for raw in batch.lines:  # type: ignore[attr-defined]
+            alerts.extend(detector.feed(raw, now).alerts)
+        after = detector.counters.values
+        counters = {k: v - before.get(k, 0) for k, v in after.items()}
+        counters["lines.read"] = len(batch.lines)  # type: ignore[attr-defined]
+        counters["lines.skipped"] = batch.skipped  # type: ignore[attr-defined]
+        bans: dict[Scope, datetime] = {}
+        reportable = []
+        for a in alerts:
+            scope = address_scope(a.source)
+            why = self.protected.reason_for(scope)
+            if why is not None:
+                counters[f"alerts.refused.{why.split(':')[1]}"] = (
+                    counters.get(f"alerts.refused.{why.split(':')[1]}", 0) + 1
+                )
+                log.warning("alert.protected source=%s reason=%s", a.source, why)
+                continue
+            reportable.append(alert_to_wire(a))
+            if self.config.local_ban:
+                duration = a.bantime or self.config.local_ban_duration
+                bans[scope] = max(bans.get(scope, now), now + timedelta(seconds=duration))
+        report_id = new_report_id() if reportable else None
+        self.state.commit_batch(
+            path=path,
+            position=batch.position.to_dict(),  # type: ignore[attr-defined]
+            buckets=detector.take_bucket_changes(),
+            counters=counters,
+            local_bans=bans,
+            report_id=report_id,
+            alerts=reportable,
+            now=now,
+        )
+        if bans:
+            for scope, expires in bans.items():
+                if self.local.get(scope, now) <= expires:
+                    self.local[scope] = expires
+                log.info("ban.local scope=%s until=%s", scope_str(scope), expires.isoformat())
+            await self._enforce()
+        if reportable:
+            self._wake_outbox.set()
+
+    # -- outbox → council ------------------------------------------------------------
+
+    async def _deliver(self) -> None:
+        backoff = 0.1
+        while True:
+            items = self.state.outbox(50)
+            if not items:
+                self._wake_outbox.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_outbox.wait(), 1.0)
+                continue
+            for item in items:
+                try:
+                    await self.client.send_report(item.report_id, item.alerts)
+                except CouncilError as exc:
+                    if exc.status == 400:  # will never be accepted: keep it out of the way
+                        log.error("report.rejected id=%s %s", item.report_id, exc)
+                        self.state.outbox_done(item.id, "reports.rejected")
+                        continue
+                    self.state.outbox_attempted(item.id)
+                    log.warning("report.retry id=%s in=%.1fs %s", item.report_id, backoff, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    break
+                backoff = 0.1
+                self.state.outbox_done(item.id, "reports.sent")
+
+    # -- council stream → enforcers ---------------------------------------------------
+
+    async def _follow(self) -> None:
+        backoff = 0.1
+        while True:
+            since = self.view.seq if self.view.seq > 0 else None
+            try:
+                async for item in self.client.stream(since):
+                    backoff = 0.1
+                    self.connected.set()
+                    if isinstance(item, Snapshot):
+                        decisions = [decision_from_wire(d) for d in item.decisions]
+                        self.view.reset(item.seq, decisions)
+                        self.state.save_view(item.seq, decisions, reset=True)
+                        log.info("stream.snapshot seq=%d active=%d", item.seq, len(decisions))
+                    else:
+                        self._apply_event(item)
+                    await self._enforce()
+            except CouncilError as exc:
+                log.warning("stream.lost since=%s retry_in=%.1fs %s", since, backoff, exc)
+            self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _apply_event(self, event: DecisionEvent) -> None:
+        if not self.view.apply(event):
+            return
+        if event.kind.value == "add":
+            self.state.save_view(event.seq, added=[event.decision])
+        else:
+            self.state.save_view(event.seq, removed=[event.decision.id])
+        log.info("decision.%s seq=%d scope=%s", event.kind.value, event.seq,
+                 scope_str(event.decision.scope))
+
+    async def _housekeep(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.clock.now()
+            self.view.drop_expired(now)
+            self.local = {s: t for s, t in self.local.items() if t > now}
+            await self._enforce()
+
+
+def run_agent(config: AgentConfig) -> None:
+    """Run until SIGINT/SIGTERM."""
+
+    async def main() -> None:
+        agent = Agent(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.stop)
+        await agent.run()
+
+    asyncio.run(main())

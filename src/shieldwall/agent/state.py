@@ -1,0 +1,201 @@
+"""The agent's durable state: one SQLite file in the state directory.
+
+Everything that must survive ``kill -9`` is written here, and what belongs together is
+written in one transaction: a batch's read position, its bucket changes, its counters, its
+local bans and its outgoing report commit together or not at all (guarantee 2: no line lost
+or counted twice). The outbox keeps reports until the council has them (guarantee 3).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from shieldwall.model import Decision, Scope, parse_scope, scope_str
+from shieldwall.wire.messages import WireAlert, WireDecision, decision_from_wire, decision_to_wire
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions (path TEXT PRIMARY KEY, position TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS buckets (
+    rule TEXT NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (rule, source)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    report_id TEXT NOT NULL UNIQUE,
+    alerts BLOB NOT NULL,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS local_bans (scope TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS view_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS view_decisions (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+"""
+
+_alerts_decoder = msgspec.json.Decoder(list[WireAlert])
+_decision_decoder = msgspec.json.Decoder(WireDecision)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    report_id: str
+    alerts: list[WireAlert]
+    attempts: int
+
+
+class AgentState:
+    def __init__(self, state_dir: str) -> None:
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        self.path = str(Path(state_dir) / "agent.db")
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- read positions and buckets ------------------------------------------------
+
+    def position(self, path: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT position FROM positions WHERE path = ?", (path,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def buckets(self) -> list[tuple[str, str, Any]]:
+        return [(r, s, json.loads(d)) for r, s, d in self._db.execute("SELECT * FROM buckets")]
+
+    def commit_batch(
+        self,
+        *,
+        path: str,
+        position: Mapping[str, Any],
+        buckets: Iterable[tuple[str, str, Any | None]],
+        counters: Mapping[str, int],
+        local_bans: Mapping[Scope, datetime],
+        report_id: str | None,
+        alerts: list[WireAlert],
+        now: datetime,
+    ) -> None:
+        """One transaction: a batch's position, bucket rows (None deletes), counters, bans,
+        and its report (if it raised alerts)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?)", (path, json.dumps(position))
+            )
+            for rule, source, data in buckets:
+                if data is None:
+                    db.execute("DELETE FROM buckets WHERE rule = ? AND source = ?", (rule, source))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
+                        (rule, source, json.dumps(data)),
+                    )
+            self._bump(counters)
+            for scope, expires in local_bans.items():
+                db.execute(
+                    "INSERT INTO local_bans VALUES (?, ?) ON CONFLICT(scope) DO UPDATE "
+                    "SET expires = MAX(expires, excluded.expires)",
+                    (scope_str(scope), expires.timestamp()),
+                )
+            if report_id is not None and alerts:
+                db.execute(
+                    "INSERT INTO outbox (report_id, alerts, created) VALUES (?, ?, ?)",
+                    (report_id, msgspec.json.encode(alerts), now.timestamp()),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _bump(self, counters: Mapping[str, int]) -> None:
+        for name, n in counters.items():
+            if n:
+                self._db.execute(
+                    "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = value + excluded.value",
+                    (name, n),
+                )
+
+    def bump(self, counters: Mapping[str, int]) -> None:
+        self._bump(counters)
+
+    def counters(self) -> dict[str, int]:
+        return {n: int(v) for n, v in self._db.execute("SELECT name, value FROM counters")}
+
+    # -- local bans ----------------------------------------------------------------
+
+    def local_bans(self, now: datetime) -> dict[Scope, datetime]:
+        self._db.execute("DELETE FROM local_bans WHERE expires <= ?", (now.timestamp(),))
+        return {
+            parse_scope(s): datetime.fromtimestamp(e, UTC)
+            for s, e in self._db.execute("SELECT scope, expires FROM local_bans")
+        }
+
+    # -- outbox --------------------------------------------------------------------
+
+    def outbox(self, limit: int = 100) -> list[OutboxItem]:
+        rows = self._db.execute(
+            "SELECT id, report_id, alerts, attempts FROM outbox ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        return [OutboxItem(r[0], r[1], _alerts_decoder.decode(r[2]), r[3]) for r in rows]
+
+    def outbox_size(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def outbox_done(self, item_id: int, counter: str) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+        self._bump({counter: 1})
+        db.execute("COMMIT")
+
+    def outbox_attempted(self, item_id: int) -> None:
+        self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (item_id,))
+
+    # -- the council's decisions, as last seen --------------------------------------
+
+    def view(self) -> tuple[int, list[Decision]]:
+        row = self._db.execute("SELECT value FROM view_meta WHERE key = 'seq'").fetchone()
+        seq = int(row[0]) if row else 0
+        decisions = [
+            decision_from_wire(_decision_decoder.decode(d))
+            for (d,) in self._db.execute("SELECT data FROM view_decisions")
+        ]
+        return seq, decisions
+
+    def save_view(
+        self,
+        seq: int,
+        added: Iterable[Decision] = (),
+        removed: Iterable[str] = (),
+        *,
+        reset: bool = False,
+    ) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if reset:
+                db.execute("DELETE FROM view_decisions")
+            for d in added:
+                db.execute(
+                    "INSERT OR REPLACE INTO view_decisions VALUES (?, ?)",
+                    (d.id, msgspec.json.encode(decision_to_wire(d))),
+                )
+            for decision_id in removed:
+                db.execute("DELETE FROM view_decisions WHERE id = ?", (decision_id,))
+            db.execute("INSERT OR REPLACE INTO view_meta VALUES ('seq', ?)", (seq,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise

@@ -1,0 +1,384 @@
+"""``shieldwall`` — every command has ``--help``; every listing command has ``--json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shieldwall import __version__
+from shieldwall.cli.operator import operator_from, operator_options
+from shieldwall.config.schema import parse_duration
+from shieldwall.errors import ShieldwallError
+from shieldwall.obs import setup_logging
+
+
+def _fail(exc: ShieldwallError) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+def _duration(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, "", "--duration")
+    except ShieldwallError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shieldwall")
+def cli() -> None:
+    """shieldwall — collective defense for servers: an attack on one member is an attack on all."""
+
+
+# -- council and agent -----------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Council config (TOML).")
+@click.option("--log-level", default="info", show_default=True)
+def council(config_path: str, log_level: str) -> None:
+    """Run the council (embedded default: one SQLite file, no other service)."""
+    import uvicorn
+
+    from shieldwall.clock import SystemClock
+    from shieldwall.config.load import load_council
+    from shieldwall.council.app import create_app
+    from shieldwall.council.auth import load_or_create_token
+    from shieldwall.council.service import CouncilService
+    from shieldwall.council.store import open_store
+
+    setup_logging(log_level)
+    try:
+        cfg = load_council(config_path)
+        store = open_store("sqlite://" + str(Path(cfg.data_dir) / "council.db"))
+    except ShieldwallError as exc:
+        raise _fail(exc) from exc
+    token = load_or_create_token(cfg.data_dir)
+    service = CouncilService(store, cfg.treaty, SystemClock(), replay_window=cfg.replay_window)
+    app = create_app(service, token)
+    click.echo(f"council listening on {cfg.url} (data in {cfg.data_dir})", err=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=2)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Agent config (TOML).")
+@click.option("--log-level", default="info", show_default=True)
+def agent(config_path: str, log_level: str) -> None:
+    """Run a member's agent: tail logs, ban locally, report, enforce the alliance's decisions."""
+    from shieldwall.agent.run import run_agent
+    from shieldwall.config.load import load_agent
+
+    setup_logging(log_level)
+    try:
+        cfg = load_agent(config_path)
+        run_agent(cfg)
+    except ShieldwallError as exc:
+        raise _fail(exc) from exc
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Agent config (TOML).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(config_path: str, as_json: bool) -> None:
+    """Show an agent's state: counters, outbox, decision sequence, read positions."""
+    from datetime import UTC, datetime
+
+    from shieldwall.agent.state import AgentState
+    from shieldwall.config.load import load_agent
+
+    try:
+        cfg = load_agent(config_path)
+    except ShieldwallError as exc:
+        raise _fail(exc) from exc
+    state = AgentState(cfg.state_dir)
+    seq, decisions = state.view()
+    now = datetime.now(UTC)
+    out = {
+        "member": cfg.member,
+        "seq": seq,
+        "decisions": len([d for d in decisions if d.active_at(now)]),
+        "local_bans": len(state.local_bans(now)),
+        "outbox": state.outbox_size(),
+        "counters": state.counters(),
+        "positions": {w.path: state.position(w.path) for w in cfg.watch},
+    }
+    state.close()
+    if as_json:
+        click.echo(json.dumps(out, sort_keys=True))
+        return
+    for k, v in out.items():
+        click.echo(f"{k}: {v}")
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False),
+              help="Write the private key here (mode 0600); the public key is printed.")
+@click.option("--json", "as_json", is_flag=True, help="Print {private_key?, public_key}.")
+def keygen(out: str | None, as_json: bool) -> None:
+    """Make a member's Ed25519 key pair."""
+    from shieldwall.wire.signing import generate
+
+    private, public = generate()
+    if out:
+        if Path(out).exists():
+            raise click.ClickException(f"{out} exists; refusing to overwrite a key")
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(private + "\n")
+    if as_json:
+        click.echo(json.dumps({"public_key": public} | ({} if out else {"private_key": private})))
+    elif out:
+        click.echo(public)
+    else:
+        click.echo(f"private key: {private}\npublic key:  {public}")
+
+
+# -- members -----------------------------------------------------------------------------
+
+
+@cli.group()
+def members() -> None:
+    """Enroll, list and revoke alliance members."""
+
+
+@members.command("add")
+@click.argument("name")
+@click.option("--public-key", required=True, help="The member's public key (shieldwall keygen).")
+@click.option("--address", "addresses", multiple=True,
+              help="The member's own address or CIDR (repeatable); never decided against.")
+@click.option("--trust", type=click.Choice(["trusted", "member", "probation"]), default="member",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def members_add(name: str, public_key: str, addresses: tuple[str, ...], trust: str,
+                as_json: bool, **conn: Any) -> None:
+    """Enroll member NAME with its public key."""
+    op = operator_from(**conn)
+    status_code, body = op.call("POST", "/v1/members", {
+        "name": name, "public_key": public_key, "addresses": list(addresses), "trust": trust})
+    if status_code != 201:
+        raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
+    click.echo(json.dumps(body) if as_json else f"enrolled {name} ({trust})")
+
+
+@members.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def members_list(as_json: bool, **conn: Any) -> None:
+    """List members."""
+    _, body = operator_from(**conn).call("GET", "/v1/members")
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    rows = [[m["name"], m["trust"], ",".join(m["addresses"]) or "-",
+             "revoked" if m["revoked_at"] else "active", m["created"][:19]] for m in body]
+    click.echo(_table(rows, ["NAME", "TRUST", "ADDRESSES", "STATE", "ENROLLED"]))
+
+
+@members.command("revoke")
+@click.argument("name")
+@operator_options
+def members_revoke(name: str, **conn: Any) -> None:
+    """Revoke member NAME: its reports and reads are refused from now on."""
+    status_code, body = operator_from(**conn).call("POST", f"/v1/members/{name}/revoke")
+    if status_code != 200:
+        raise click.ClickException(f"{body.get('detail', body)}")
+    click.echo(f"revoked {name}")
+
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("scope")
+@click.option("--duration", help="How long, e.g. 30m, 4h, 7d (default: the treaty's).")
+@click.option("--reason", default="operator ban", show_default=True)
+@click.option("--force", is_flag=True, help="Override the protected-target check.")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def ban(scope: str, duration: str | None, reason: str, force: bool, as_json: bool,
+        **conn: Any) -> None:
+    """Ban IP or CIDR alliance-wide."""
+    payload: dict[str, Any] = {"scope": scope, "reason": reason, "force": force}
+    if duration:
+        payload["duration"] = _duration(duration)
+    status_code, body = operator_from(**conn).call("POST", "/v1/decisions", payload)
+    if status_code == 403:
+        raise click.ClickException(f"refused: {body['reason']} (use --force to override)")
+    if status_code != 201:
+        raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
+    click.echo(json.dumps(body) if as_json else
+               f"banned {body['scope']} until {body['expires']} (id {body['id']})")
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--id", "by_id", is_flag=True, help="TARGET is a decision id, not a scope.")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def unban(target: str, by_id: bool, as_json: bool, **conn: Any) -> None:
+    """Revoke every active decision on IP/CIDR TARGET (or with id TARGET)."""
+    payload = {"id": target} if by_id else {"scope": target}
+    status_code, body = operator_from(**conn).call("POST", "/v1/decisions/revoke", payload)
+    if status_code != 200:
+        raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
+    if as_json:
+        click.echo(json.dumps(body))
+    elif not body["revoked"]:
+        raise click.ClickException(f"no active decision on {target}")
+    else:
+        click.echo(f"revoked {len(body['revoked'])} decision(s) on {target}")
+
+
+@cli.group()
+def decisions() -> None:
+    """Inspect the decision log."""
+
+
+@decisions.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def decisions_list(as_json: bool, **conn: Any) -> None:
+    """List active decisions."""
+    _, body = operator_from(**conn).call("GET", "/v1/decisions")
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    rows = [[d["scope"], d["action"], d["origin"], d["member"] or "-", d["expires"][:19],
+             d["reason"][:60]] for d in body["decisions"]]
+    click.echo(_table(rows, ["SCOPE", "ACTION", "ORIGIN", "MEMBER", "EXPIRES (UTC)", "REASON"]))
+    click.echo(f"{len(rows)} active at seq {body['seq']}")
+
+
+@decisions.command("refused")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def decisions_refused(as_json: bool, **conn: Any) -> None:
+    """List decisions the treaty refused, and why."""
+    _, body = operator_from(**conn).call("GET", "/v1/refusals")
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    rows = [[r["at"][:19], r["scope"], r["reason"], r["member"] or "-", r["rule"] or "-"]
+            for r in body]
+    click.echo(_table(rows, ["AT", "SCOPE", "REASON", "MEMBER", "RULE"]))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def stats(as_json: bool, **conn: Any) -> None:
+    """Council counters: reports accepted and refused (by reason), decisions, streams."""
+    _, body = operator_from(**conn).call("GET", "/v1/stats")
+    if as_json:
+        click.echo(json.dumps(body, sort_keys=True))
+        return
+    click.echo(_table([[k, str(v)] for k, v in sorted(body.items())], ["COUNTER", "VALUE"]))
+
+
+# -- rules ------------------------------------------------------------------------------
+
+
+@cli.group()
+def rules() -> None:
+    """Detection rules: list the shipped ones, test one against a log."""
+
+
+@rules.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def rules_list(as_json: bool) -> None:
+    """List shipped rules."""
+    from shieldwall.detect import builtin_rule, builtin_rule_names
+
+    items = []
+    for name in builtin_rule_names():
+        r = builtin_rule(name)
+        items.append({"name": r.name, "description": r.description,
+                      "patterns": len(r.failregex), "maxretry": r.maxretry,
+                      "findtime": r.findtime})
+    if as_json:
+        click.echo(json.dumps(items))
+        return
+    click.echo(_table([[i["name"], str(i["patterns"]), f"{i['maxretry']}/{i['findtime']:g}s",
+                        i["description"]] for i in items],
+                      ["RULE", "PATTERNS", "BUCKET", "DESCRIPTION"]))
+
+
+@rules.command("test")
+@click.argument("rule")
+@click.argument("logfile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def rules_test(rule: str, logfile: str, timezone: str, as_json: bool) -> None:
+    """Run RULE (shipped name or .toml path) over LOGFILE; show every hit."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from shieldwall.agent.run import load_rules
+    from shieldwall.detect import Detector
+
+    try:
+        rule_objs = load_rules([rule], "command line")
+    except ShieldwallError as exc:
+        raise _fail(exc) from exc
+    det = Detector(rule_objs, tz=ZoneInfo(timezone))
+    now = datetime.now(UTC)
+    hits = []
+    n = 0
+    with open(logfile, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            for h in det.feed(raw.rstrip(b"\r\n"), now).hits:
+                hits.append({"line": n, "source": str(h.source), "time": h.at.isoformat(),
+                             "rule": h.rule, "pattern": h.pattern})
+    skipped = sum(v for k, v in det.counters.values.items() if k == "line_too_long")
+    if as_json:
+        click.echo(json.dumps({"lines": n, "skipped": skipped, "hits": hits}))
+        return
+    for h in hits:
+        click.echo(f"line {h['line']}: {h['source']} at {h['time']} ({h['rule']} #{h['pattern']})")
+    click.echo(f"{n} lines, {len(hits)} hits, {n - len(hits)} missed, {skipped} skipped")
+
+
+# -- demo -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--members", "n_members", default=5, show_default=True,
+              type=click.IntRange(2, 200), help="How many member agents to start.")
+@click.option("--json", "as_json", is_flag=True, help="Print only a summary object.")
+@click.option("--keep", is_flag=True, help="Keep the temporary directory.")
+def demo(n_members: int, as_json: bool, keep: bool) -> None:
+    """Start a council and N member agents on loopback and watch an attack on member 1 get
+    blocked by every member. No root, no other service."""
+    from shieldwall.demo import run_demo
+
+    summary = run_demo(n_members, live=not as_json, keep=keep)
+    if as_json:
+        click.echo(json.dumps(summary))
+    if not summary["blocked_everywhere"]:
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="shieldwall")
+
+
+if __name__ == "__main__":
+    main()

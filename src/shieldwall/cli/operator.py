@@ -1,0 +1,69 @@
+"""A small synchronous client for operator commands (token-authenticated)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from shieldwall.config.load import load_council
+from shieldwall.council.auth import TOKEN_FILE
+from shieldwall.errors import ShieldwallError
+
+DEFAULT_URL = "http://127.0.0.1:8470"
+
+
+class Operator:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=15.0,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def call(self, method: str, path: str, json: Any = None) -> tuple[int, Any]:
+        try:
+            resp = self._http.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"council at {self.url} unreachable: {exc}") from exc
+        try:
+            body = resp.json()
+        except ValueError:
+            body = resp.text
+        if resp.status_code == 401:
+            raise click.ClickException("the council refused the operator token")
+        return resp.status_code, body
+
+
+def operator_from(config: str | None, url: str | None, token: str | None,
+                  token_file: str | None) -> Operator:
+    if config:
+        try:
+            cfg = load_council(config)
+        except ShieldwallError as exc:
+            raise click.ClickException(str(exc)) from exc
+        url = url or cfg.url
+        token_file = token_file or str(Path(cfg.data_dir) / TOKEN_FILE)
+    url = url or os.environ.get("SHIELDWALL_COUNCIL") or DEFAULT_URL
+    token = token or os.environ.get("SHIELDWALL_TOKEN")
+    if not token and token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read token file {token_file}: {exc}") from exc
+    if not token:
+        raise click.ClickException(
+            "no operator token: pass --config COUNCIL.toml, --token-file, or set SHIELDWALL_TOKEN"
+        )
+    return Operator(url, token)
+
+
+def operator_options(fn: Any) -> Any:
+    fn = click.option("--token-file", help="File holding the operator token.")(fn)
+    fn = click.option("--token", envvar="SHIELDWALL_TOKEN", help="Operator token.")(fn)
+    fn = click.option("--council", "url", envvar="SHIELDWALL_COUNCIL",
+                      help=f"Council URL (default {DEFAULT_URL}).")(fn)
+    fn = click.option("--config", "config", type=click.Path(dir_okay=False),
+                      help="The council's config file (gives URL and token).")(fn)
+    return fn

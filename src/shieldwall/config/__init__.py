@@ -1,0 +1,1 @@
+"""Configuration: strict TOML schemas (pure) and the one loader that reads files."""

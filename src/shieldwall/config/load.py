@@ -1,0 +1,54 @@
+"""The only module that reads configuration files."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from shieldwall.config.schema import AgentConfig, CouncilConfig, parse_agent, parse_council
+from shieldwall.errors import ConfigError
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), "", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), "", "not valid UTF-8") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), "", f"not valid TOML: {exc}") from exc
+
+
+def _resolve(base: Path, value: str) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p))
+
+
+def load_council(path: str | Path) -> CouncilConfig:
+    cfg = parse_council(read_toml(path), str(path))
+    base = Path(path).resolve().parent
+    return _replace_dir(cfg, _resolve(base, cfg.data_dir))
+
+
+def load_agent(path: str | Path) -> AgentConfig:
+    cfg = parse_agent(read_toml(path), str(path))
+    base = Path(path).resolve().parent
+    return replace(
+        cfg,
+        key_file=_resolve(base, cfg.key_file),
+        state_dir=_resolve(base, cfg.state_dir),
+        watch=tuple(replace(w, path=_resolve(base, w.path)) for w in cfg.watch),
+        enforcers=tuple(
+            replace(e, path=_resolve(base, e.path) if e.path else None) for e in cfg.enforcers
+        ),
+    )
+
+
+def _replace_dir(cfg: CouncilConfig, data_dir: str) -> CouncilConfig:
+    return replace(cfg, data_dir=data_dir)

@@ -1,0 +1,238 @@
+"""Configuration schemas. Pure: ``parse_*`` take decoded TOML text and return frozen values.
+
+Unknown keys and bad values are :class:`~shieldwall.errors.ConfigError` naming the file, the
+key and why (CrowdSec's ``KnownFields(true)``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from shieldwall.errors import ConfigError, InvalidScope
+from shieldwall.model import Scope, parse_scope
+
+Duration = int | float | str
+_T = TypeVar("_T")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, None: 1}
+
+
+def parse_duration(value: Duration, origin: str = "", key: str = "") -> float:
+    """``30``, ``"30s"``, ``"10m"``, ``"4h"``, ``"1d"``, ``"250ms"`` → seconds (> 0)."""
+    if isinstance(value, bool):
+        raise ConfigError(origin, key, "a duration is a number of seconds or text like '4h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(value)
+        if m is None:
+            raise ConfigError(origin, key, f"{value!r} is not a duration (like 30s, 10m, 4h, 1d)")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds <= 0:
+        raise ConfigError(origin, key, "a duration must be positive")
+    return seconds
+
+
+def _scopes(values: list[str], origin: str, key: str) -> tuple[Scope, ...]:
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(parse_scope(v))
+        except InvalidScope as exc:
+            raise ConfigError(origin, f"{key}[{i}]", str(exc)) from exc
+    return tuple(out)
+
+
+# ---- council -------------------------------------------------------------------------
+
+
+class _TreatyToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
+    ban_duration: Duration = "4h"
+    max_duration: Duration = "7d"
+    honour_rule_bantime: bool = True
+    protect_private: bool = True
+    allowlist: list[str] = []
+
+
+class _CouncilToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
+    data_dir: str
+    listen: str = "127.0.0.1:8470"
+    replay_window: Duration = "5m"
+    treaty: _TreatyToml = msgspec.field(default_factory=_TreatyToml)
+
+
+@dataclass(frozen=True, slots=True)
+class TreatySettings:
+    ban_duration: float
+    max_duration: float
+    honour_rule_bantime: bool
+    protect_private: bool
+    allowlist: tuple[Scope, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilConfig:
+    data_dir: str
+    host: str
+    port: int
+    replay_window: float
+    treaty: TreatySettings
+    origin: str = ""
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+def _listen(value: str, origin: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(origin, "listen", f"{value!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def parse_council(data: dict[str, Any], origin: str) -> CouncilConfig:
+    raw = _convert(data, _CouncilToml, origin)
+    host, port = _listen(raw.listen, origin)
+    t = raw.treaty
+    treaty = TreatySettings(
+        ban_duration=parse_duration(t.ban_duration, origin, "treaty.ban-duration"),
+        max_duration=parse_duration(t.max_duration, origin, "treaty.max-duration"),
+        honour_rule_bantime=t.honour_rule_bantime,
+        protect_private=t.protect_private,
+        allowlist=_scopes(t.allowlist, origin, "treaty.allowlist"),
+    )
+    return CouncilConfig(
+        data_dir=raw.data_dir,
+        host=host,
+        port=port,
+        replay_window=parse_duration(raw.replay_window, origin, "replay-window"),
+        treaty=treaty,
+        origin=origin,
+    )
+
+
+# ---- agent ---------------------------------------------------------------------------
+
+
+class _WatchToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
+    path: str
+    rules: list[str]
+    from_end: bool = False
+
+
+class _EnforcerToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
+    kind: Literal["nftables", "log"]
+    path: str | None = None  # log: file to write (default: the agent's log)
+    table: str = "shieldwall"  # nftables: table name
+
+
+class _AgentToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
+    member: str
+    key_file: str
+    council: str
+    state_dir: str
+    timezone: str = "UTC"
+    poll_interval: Duration = 0.05
+    local_ban: bool = True
+    local_ban_duration: Duration = "4h"
+    protect_private: bool = True
+    allowlist: list[str] = []
+    watch: list[_WatchToml] = []
+    enforcer: list[_EnforcerToml] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    path: str
+    rules: tuple[str, ...]
+    from_end: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcerSpec:
+    kind: str
+    path: str | None
+    table: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    member: str
+    key_file: str
+    council: str
+    state_dir: str
+    timezone: str
+    poll_interval: float
+    local_ban: bool
+    local_ban_duration: float
+    protect_private: bool
+    allowlist: tuple[Scope, ...]
+    watch: tuple[Watch, ...]
+    enforcers: tuple[EnforcerSpec, ...]
+    origin: str = ""
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_member_name(name: str, origin: str = "", key: str = "member") -> str:
+    if not _NAME.match(name):
+        raise ConfigError(
+            origin, key, f"{name!r} is not a member name (letters, digits, '.', '_', '-'; ≤ 64)"
+        )
+    return name
+
+
+def parse_agent(data: dict[str, Any], origin: str) -> AgentConfig:
+    raw = _convert(data, _AgentToml, origin)
+    check_member_name(raw.member, origin)
+    if not raw.council.startswith(("http://", "https://")):
+        raise ConfigError(origin, "council", f"{raw.council!r} is not an http(s) URL")
+    for i, w in enumerate(raw.watch):
+        if not w.rules:
+            raise ConfigError(origin, f"watch[{i}].rules", "name at least one rule")
+    return AgentConfig(
+        member=raw.member,
+        key_file=raw.key_file,
+        council=raw.council.rstrip("/"),
+        state_dir=raw.state_dir,
+        timezone=raw.timezone,
+        poll_interval=parse_duration(raw.poll_interval, origin, "poll-interval"),
+        local_ban=raw.local_ban,
+        local_ban_duration=parse_duration(raw.local_ban_duration, origin, "local-ban-duration"),
+        protect_private=raw.protect_private,
+        allowlist=_scopes(raw.allowlist, origin, "allowlist"),
+        watch=tuple(Watch(w.path, tuple(w.rules), w.from_end) for w in raw.watch),
+        enforcers=tuple(EnforcerSpec(e.kind, e.path, e.table) for e in raw.enforcer),
+        origin=origin,
+    )
+
+
+def _convert(data: dict[str, Any], cls: type[_T], origin: str) -> _T:
+    try:
+        return msgspec.convert(data, cls)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        key = ""
+        m = re.search(r"at `\$\.?([^`]*)`", msg)
+        if m:
+            key = m.group(1)
+            msg = msg[: m.start()].rstrip(" -")
+        m2 = re.search(r"unknown field `([^`]+)`", msg)
+        if m2:
+            key = f"{key}.{m2.group(1)}" if key else m2.group(1)
+            msg = "unknown key"
+        m3 = re.search(r"missing required field `([^`]+)`", msg)
+        if m3:
+            key = f"{key}.{m3.group(1)}" if key else m3.group(1)
+            msg = "required key is missing"
+        raise ConfigError(origin, key, msg) from exc

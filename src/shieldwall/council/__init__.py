@@ -1,0 +1,1 @@
+"""The council: verifies reports, applies the treaty, keeps the decision log, streams it."""

@@ -1,0 +1,367 @@
+"""A whole alliance on loopback: one council and N member agents as separate processes.
+
+Used by ``shieldwall demo``, ``bench/propagation.py`` and the integration tests. It only
+starts processes on 127.0.0.1 in a temporary directory; nothing needs root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shieldwall.wire.signing import generate
+
+ATTACKER = "203.0.113.77"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def syslog_line(when: datetime, host: str, message: str, pid: int = 4242) -> str:
+    return f"{when:%b} {when.day:2d} {when:%H:%M:%S} {host} sshd[{pid}]: {message}\n"
+
+
+def failed_password(when: datetime, host: str, source: str, user: str = "root",
+                    port: int = 50022) -> str:
+    return syslog_line(when, host, f"Failed password for {user} from {source} port {port} ssh2")
+
+
+@dataclass
+class Member:
+    name: str
+    dir: Path
+    config: Path
+    log: Path
+    enforce_log: Path
+    public_key: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    def applied(self) -> list[dict[str, Any]]:
+        if not self.enforce_log.exists():
+            return []
+        out = []
+        for line in self.enforce_log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def applied_at(self, scope: str) -> float | None:
+        for rec in self.applied():
+            if rec.get("op") == "add" and rec.get("scope") == scope:
+                return float(rec["at"])
+            if rec.get("op") == "sync" and scope in rec.get("scopes", []):
+                return float(rec["at"])
+        return None
+
+
+@dataclass
+class LocalAlliance:
+    """Start with ``start()``, stop with ``stop()`` (or use as a context manager)."""
+
+    n_members: int = 5
+    root: Path | None = None
+    poll_interval: float = 0.02
+    enforcer: str = "log"
+    treaty: str = ""
+    members: list[Member] = field(default_factory=list)
+    council_proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    token: str = ""
+    _own_root: bool = False
+
+    def __enter__(self) -> LocalAlliance:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "shieldwall", *args]
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self) -> None:
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="shieldwall-demo-"))
+            self._own_root = True
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.start_council()
+        for i in range(1, self.n_members + 1):
+            self.add_member(f"member-{i}")
+        for m in self.members:
+            self.start_agent(m)
+        self.wait_streams(self.n_members)
+
+    def start_council(self) -> None:
+        assert self.root is not None
+        if not self.port:
+            self.port = free_port()
+        cdir = self.root / "council"
+        cdir.mkdir(exist_ok=True)
+        (cdir / "council.toml").write_text(
+            f'data-dir = "data"\nlisten = "127.0.0.1:{self.port}"\n{self.treaty}\n'
+        )
+        self.council_proc = subprocess.Popen(
+            self._cmd("council", "--config", str(cdir / "council.toml"), "--log-level",
+                      "warning"),
+            stdout=subprocess.DEVNULL, stderr=open(cdir / "council.log", "ab"),  # noqa: SIM115
+            env=self._env(),
+        )
+        self._wait_health()
+        self.token = (cdir / "data" / "operator.token").read_text().strip()
+
+    def _wait_health(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.council_proc is not None and self.council_proc.poll() is not None:
+                raise RuntimeError("the council exited; see council/council.log")
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the council did not answer in time")
+
+    def stop_council(self, kill: bool = False) -> None:
+        _stop(self.council_proc, kill)
+        self.council_proc = None
+
+    def operator(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        return httpx.request(method, f"{self.url}{path}", json=body, timeout=10,
+                             headers={"Authorization": f"Bearer {self.token}"})
+
+    def add_member(self, name: str, *, enroll: bool = True) -> Member:
+        assert self.root is not None
+        mdir = self.root / name
+        mdir.mkdir(exist_ok=True)
+        private, public = generate()
+        (mdir / "member.key").write_text(private + "\n")
+        os.chmod(mdir / "member.key", 0o600)
+        log = mdir / "auth.log"
+        log.touch()
+        enforce_log = mdir / "enforced.jsonl"
+        enforcer = (f'[[enforcer]]\nkind = "log"\npath = "{enforce_log}"\n'
+                    if self.enforcer == "log" else '[[enforcer]]\nkind = "nftables"\n')
+        config = mdir / "agent.toml"
+        config.write_text(
+            f'member = "{name}"\nkey-file = "member.key"\ncouncil = "{self.url}"\n'
+            f'state-dir = "state"\npoll-interval = {self.poll_interval}\n'
+            f'[[watch]]\npath = "{log}"\nrules = ["sshd"]\n{enforcer}'
+        )
+        m = Member(name, mdir, config, log, enforce_log, public)
+        self.members.append(m)
+        if enroll:
+            resp = self.operator("POST", "/v1/members", {"name": name, "public_key": public})
+            if resp.status_code != 201:
+                raise RuntimeError(f"enrolling {name}: {resp.status_code} {resp.text}")
+        return m
+
+    def start_agent(self, m: Member) -> None:
+        m.proc = subprocess.Popen(
+            self._cmd("agent", "--config", str(m.config), "--log-level", "info"),
+            stdout=subprocess.DEVNULL, stderr=open(m.dir / "agent.log", "ab"),  # noqa: SIM115
+            env=self._env(),
+        )
+
+    def stop_agent(self, m: Member, kill: bool = False) -> None:
+        _stop(m.proc, kill)
+        m.proc = None
+
+    def stats(self) -> dict[str, int]:
+        data: dict[str, int] = self.operator("GET", "/v1/stats").json()
+        return data
+
+    def wait_streams(self, n: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stats().get("streams.live", 0) >= n:
+                return
+            for m in self.members:
+                if m.proc is not None and m.proc.poll() is not None:
+                    raise RuntimeError(f"{m.name}'s agent exited; see {m.dir / 'agent.log'}")
+            time.sleep(0.05)
+        raise RuntimeError(f"only {self.stats().get('streams.live')} of {n} agents connected")
+
+    def active(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.operator("GET", "/v1/decisions").json()
+        return data
+
+    def attack(self, member: Member, source: str, attempts: int, gap: float = 0.0,
+               echo: Any = None) -> float:
+        """Append ``attempts`` failed logins from ``source``; return the append time of the
+        last one (wall clock, seconds)."""
+        t = 0.0
+        for i in range(attempts):
+            line = failed_password(datetime.now(UTC), member.name, source, port=40000 + i)
+            with member.log.open("a") as f:
+                f.write(line)
+                f.flush()
+                t = time.time()
+            if echo is not None:
+                echo(line.rstrip("\n"))
+            if gap and i < attempts - 1:
+                time.sleep(gap)
+        return t
+
+    def wait_applied(self, scope: str, members: list[Member], timeout: float = 15.0
+                     ) -> dict[str, float]:
+        deadline = time.monotonic() + timeout
+        seen: dict[str, float] = {}
+        while time.monotonic() < deadline and len(seen) < len(members):
+            for m in members:
+                if m.name not in seen and (at := m.applied_at(scope)) is not None:
+                    seen[m.name] = at
+            time.sleep(0.005)
+        return seen
+
+    def stop(self) -> None:
+        for m in self.members:
+            self.stop_agent(m)
+        self.stop_council()
+        if self._own_root and self.root is not None and not os.environ.get("SHIELDWALL_KEEP"):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, kill: bool) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+class _CouncilWatcher(threading.Thread):
+    """Follows the council's stream as the operator to timestamp its decisions."""
+
+    def __init__(self, url: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.token = url, token
+        self.decided: dict[str, float] = {}
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", f"{self.url}/v1/decisions/stream",
+                              headers={"Authorization": f"Bearer {self.token}"},
+                              timeout=httpx.Timeout(5, read=None)) as resp:
+                event = ""
+                for line in resp.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                        if event == "snapshot":
+                            self.ready.set()
+                    elif line.startswith("data:") and event == "add":
+                        data = json.loads(line[5:])
+                        self.decided.setdefault(data["decision"]["scope"], time.time())
+        except httpx.HTTPError:
+            return
+
+
+def run_demo(n_members: int = 5, *, live: bool = True, keep: bool = False) -> dict[str, Any]:
+    def say(text: str) -> None:
+        if live:
+            print(text, flush=True)
+
+    if keep:
+        os.environ["SHIELDWALL_KEEP"] = "1"
+    alliance = LocalAlliance(n_members=n_members)
+    t_start = time.time()
+    try:
+        say(f"▶ starting a council and {n_members} member agents on 127.0.0.1 …")
+        alliance.start()
+        say(f"  council {alliance.url}, data in {alliance.root}")
+        say(f"  {n_members} members enrolled with Ed25519 keys, all following the decision "
+            f"stream ({time.time() - t_start:.1f}s)")
+        watcher = _CouncilWatcher(alliance.url, alliance.token)
+        watcher.start()
+        watcher.ready.wait(5)
+        first = alliance.members[0]
+        say(f"\n▶ {ATTACKER} attacks {first.name} over ssh; its auth.log says:")
+        t0 = alliance.attack(first, ATTACKER, 5, gap=0.3, echo=lambda s: say(f"    {s}"))
+        applied = alliance.wait_applied(ATTACKER, alliance.members)
+        council_at = watcher.decided.get(ATTACKER)
+        say("")
+        events = []
+        if first.name in applied:
+            events.append((applied[first.name], f"{first.name} detected it and banned "
+                                                  f"{ATTACKER} locally"))
+        if council_at is not None:
+            events.append((council_at, "council verified the signed report and decided: "
+                                       "ban alliance-wide"))
+        for m in alliance.members[1:]:
+            if m.name in applied:
+                events.append((applied[m.name], f"{m.name} applied the ban"))
+        for at, text in sorted(events):
+            say(f"  +{(at - t0) * 1000:7.1f} ms  {text}")
+        others = [(applied[m.name] - t0) * 1000 for m in alliance.members[1:]
+                  if m.name in applied]
+        blocked_everywhere = len(applied) == n_members
+        missing = [m.name for m in alliance.members if m.name not in applied]
+        summary: dict[str, Any] = {
+            "members": n_members,
+            "source": ATTACKER,
+            "blocked_everywhere": blocked_everywhere,
+            "local_ban_ms": round((applied[first.name] - t0) * 1000, 1)
+            if first.name in applied else None,
+            "council_decision_ms": round((council_at - t0) * 1000, 1) if council_at else None,
+            "propagation_ms": {
+                "p50": round(statistics.median(others), 1) if others else None,
+                "max": round(max(others), 1) if others else None,
+            },
+            "missing": missing,
+            "run_seconds": round(time.time() - t_start, 1),
+        }
+        if blocked_everywhere:
+            say(f"\n✔ {ATTACKER} is blocked by all {n_members} members: p50 "
+                f"{summary['propagation_ms']['p50']} ms, max {summary['propagation_ms']['max']} "
+                "ms after the last failed login was written.")
+        else:
+            say(f"\n✘ not blocked everywhere; missing: {', '.join(missing)}")
+        return summary
+    finally:
+        alliance.stop()
+        if keep:
+            say(f"(kept {alliance.root})")

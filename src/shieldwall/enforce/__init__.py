@@ -1,0 +1,1 @@
+"""Enforcers apply decisions locally (nftables, log/dry-run, …)."""

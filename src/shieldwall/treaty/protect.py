@@ -1,0 +1,67 @@
+"""Protected targets: no decision may overlap them (guarantee 5)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shieldwall.model import Scope
+
+LOOPBACK: tuple[Scope, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+UNSPECIFIED: tuple[Scope, ...] = (
+    ipaddress.ip_network("0.0.0.0/8"),
+    ipaddress.ip_network("::/128"),
+)
+LINK_LOCAL: tuple[Scope, ...] = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+)
+MULTICAST: tuple[Scope, ...] = (
+    ipaddress.ip_network("224.0.0.0/4"),
+    ipaddress.ip_network("255.255.255.255/32"),
+    ipaddress.ip_network("ff00::/8"),
+)
+PRIVATE: tuple[Scope, ...] = (
+    ipaddress.ip_network("10.0.0.0/8"),
+    ipaddress.ip_network("172.16.0.0/12"),
+    ipaddress.ip_network("192.168.0.0/16"),
+    ipaddress.ip_network("100.64.0.0/10"),  # carrier-grade NAT
+    ipaddress.ip_network("fc00::/7"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Protected:
+    """The set of protected networks, each with the reason it is protected."""
+
+    entries: tuple[tuple[Scope, str], ...]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        allowlist: Iterable[Scope] = (),
+        member_addresses: Iterable[tuple[str, Scope]] = (),
+        protect_private: bool = True,
+    ) -> Protected:
+        entries: list[tuple[Scope, str]] = []
+        entries += [(n, "protected:loopback") for n in LOOPBACK]
+        entries += [(n, "protected:unspecified") for n in UNSPECIFIED]
+        entries += [(n, "protected:link-local") for n in LINK_LOCAL]
+        entries += [(n, "protected:multicast") for n in MULTICAST]
+        if protect_private:
+            entries += [(n, "protected:private") for n in PRIVATE]
+        entries += [(n, "protected:allowlist") for n in allowlist]
+        entries += [(n, f"protected:member:{name}") for name, n in member_addresses]
+        return cls(tuple(entries))
+
+    def reason_for(self, scope: Scope) -> str | None:
+        """The reason ``scope`` may not be decided, or None if it may."""
+        for net, reason in self.entries:
+            if net.version == scope.version and net.overlaps(scope):
+                return reason
+        return None

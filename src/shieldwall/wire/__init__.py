@@ -1,0 +1,1 @@
+"""Wire formats: reports members send, decisions the council streams, and their signatures."""

@@ -1,0 +1,69 @@
+"""Ed25519 keys and signatures (PyNaCl). Keys travel as base64 text.
+
+Security checks raise :class:`~shieldwall.errors.SignatureError`; they never return False.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import nacl.exceptions
+import nacl.signing
+
+from shieldwall.errors import SignatureError
+
+
+def generate() -> tuple[str, str]:
+    """A new key pair as ``(private_b64, public_b64)``."""
+    key = nacl.signing.SigningKey.generate()
+    return _b64(bytes(key)), _b64(bytes(key.verify_key))
+
+
+def public_from_private(private_b64: str) -> str:
+    return _b64(bytes(signing_key(private_b64).verify_key))
+
+
+def signing_key(private_b64: str) -> nacl.signing.SigningKey:
+    raw = _unb64(private_b64, "private key")
+    if len(raw) != 32:
+        raise SignatureError("malformed", "a private key is 32 bytes of base64")
+    return nacl.signing.SigningKey(raw)
+
+
+def verify_key(public_b64: str) -> nacl.signing.VerifyKey:
+    raw = _unb64(public_b64, "public key")
+    if len(raw) != 32:
+        raise SignatureError("malformed", "a public key is 32 bytes of base64")
+    return nacl.signing.VerifyKey(raw)
+
+
+def sign(key: nacl.signing.SigningKey, message: bytes) -> str:
+    return _b64(key.sign(message).signature)
+
+
+def verify(key: nacl.signing.VerifyKey, message: bytes, signature_b64: str) -> None:
+    """Raise SignatureError('bad-signature') unless ``signature_b64`` signs ``message``."""
+    sig = _unb64(signature_b64, "signature")
+    if len(sig) != 64:
+        raise SignatureError("bad-signature", "a signature is 64 bytes")
+    try:
+        key.verify(message, sig)
+    except nacl.exceptions.BadSignatureError as exc:
+        raise SignatureError("bad-signature", "signature does not match") from exc
+
+
+def check_public_key(public_b64: str) -> str:
+    """Validate and normalise a public key given by an operator."""
+    return _b64(bytes(verify_key(public_b64)))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("malformed", f"{what} is not valid base64") from exc

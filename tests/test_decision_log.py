@@ -23,8 +23,15 @@ NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
 def dec(i: int, minutes: int = 60, scope: str | None = None) -> Decision:
-    return Decision(f"d{i}", parse_scope(scope or f"203.0.113.{i % 250}"), Action.BAN,
-                    Origin.ALERT, "r", NOW, NOW + timedelta(minutes=minutes))
+    return Decision(
+        f"d{i}",
+        parse_scope(scope or f"203.0.113.{i % 250}"),
+        Action.BAN,
+        Origin.ALERT,
+        "r",
+        NOW,
+        NOW + timedelta(minutes=minutes),
+    )
 
 
 def test_add_revoke_expire() -> None:
@@ -75,14 +82,15 @@ def logs(draw: st.DrawFn) -> list[DecisionEvent]:
 
 
 @given(log=logs(), cut=st.integers(0, 40))
-def test_resuming_from_any_seq_gives_the_same_active_set(log: list[DecisionEvent],
-                                                         cut: int) -> None:
+def test_resuming_from_any_seq_gives_the_same_active_set(
+    log: list[DecisionEvent], cut: int
+) -> None:
     whole = replay(log, NOW)
     view = DecisionView()
     for e in log[:cut]:
         view.apply(e)
     # the member went away at `cut` and resumes with everything after its seq, plus some
     # events it had already seen (a reconnect overlapping its position)
-    for e in log[max(0, cut - 3):]:
+    for e in log[max(0, cut - 3) :]:
         view.apply(e)
     assert view.active(NOW) == whole

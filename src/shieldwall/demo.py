@@ -39,8 +39,9 @@ def syslog_line(when: datetime, host: str, message: str, pid: int = 4242) -> str
     return f"{when:%b} {when.day:2d} {when:%H:%M:%S} {host} sshd[{pid}]: {message}\n"
 
 
-def failed_password(when: datetime, host: str, source: str, user: str = "root",
-                    port: int = 50022) -> str:
+def failed_password(
+    when: datetime, host: str, source: str, user: str = "root", port: int = 50022
+) -> str:
     return syslog_line(when, host, f"Failed password for {user} from {source} port {port} ssh2")
 
 
@@ -121,7 +122,8 @@ class LocalAlliance:
         self.wait_streams(self.n_members)
 
     def start_council(self) -> None:
-        assert self.root is not None
+        if self.root is None:
+            raise RuntimeError("start() first")
         if not self.port:
             self.port = free_port()
         cdir = self.root / "council"
@@ -129,12 +131,15 @@ class LocalAlliance:
         (cdir / "council.toml").write_text(
             f'data-dir = "data"\nlisten = "127.0.0.1:{self.port}"\n{self.treaty}\n'
         )
-        self.council_proc = subprocess.Popen(
-            self._cmd("council", "--config", str(cdir / "council.toml"), "--log-level",
-                      "warning"),
-            stdout=subprocess.DEVNULL, stderr=open(cdir / "council.log", "ab"),  # noqa: SIM115
-            env=self._env(),
-        )
+        with open(cdir / "council.log", "ab") as err:
+            self.council_proc = subprocess.Popen(
+                self._cmd(
+                    "council", "--config", str(cdir / "council.toml"), "--log-level", "warning"
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=self._env(),
+            )
         self._wait_health()
         self.token = (cdir / "data" / "operator.token").read_text().strip()
 
@@ -156,11 +161,17 @@ class LocalAlliance:
         self.council_proc = None
 
     def operator(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", json=body, timeout=10,
-                             headers={"Authorization": f"Bearer {self.token}"})
+        return httpx.request(
+            method,
+            f"{self.url}{path}",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
 
     def add_member(self, name: str, *, enroll: bool = True) -> Member:
-        assert self.root is not None
+        if self.root is None:
+            raise RuntimeError("start() first")
         mdir = self.root / name
         mdir.mkdir(exist_ok=True)
         private, public = generate()
@@ -169,8 +180,11 @@ class LocalAlliance:
         log = mdir / "auth.log"
         log.touch()
         enforce_log = mdir / "enforced.jsonl"
-        enforcer = (f'[[enforcer]]\nkind = "log"\npath = "{enforce_log}"\n'
-                    if self.enforcer == "log" else '[[enforcer]]\nkind = "nftables"\n')
+        enforcer = (
+            f'[[enforcer]]\nkind = "log"\npath = "{enforce_log}"\n'
+            if self.enforcer == "log"
+            else '[[enforcer]]\nkind = "nftables"\n'
+        )
         config = mdir / "agent.toml"
         config.write_text(
             f'member = "{name}"\nkey-file = "member.key"\ncouncil = "{self.url}"\n'
@@ -186,11 +200,13 @@ class LocalAlliance:
         return m
 
     def start_agent(self, m: Member) -> None:
-        m.proc = subprocess.Popen(
-            self._cmd("agent", "--config", str(m.config), "--log-level", "info"),
-            stdout=subprocess.DEVNULL, stderr=open(m.dir / "agent.log", "ab"),  # noqa: SIM115
-            env=self._env(),
-        )
+        with open(m.dir / "agent.log", "ab") as err:
+            m.proc = subprocess.Popen(
+                self._cmd("agent", "--config", str(m.config), "--log-level", "info"),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=self._env(),
+            )
 
     def stop_agent(self, m: Member, kill: bool = False) -> None:
         _stop(m.proc, kill)
@@ -215,8 +231,9 @@ class LocalAlliance:
         data: dict[str, Any] = self.operator("GET", "/v1/decisions").json()
         return data
 
-    def attack(self, member: Member, source: str, attempts: int, gap: float = 0.0,
-               echo: Any = None) -> float:
+    def attack(
+        self, member: Member, source: str, attempts: int, gap: float = 0.0, echo: Any = None
+    ) -> float:
         """Append ``attempts`` failed logins from ``source``; return the append time of the
         last one (wall clock, seconds)."""
         t = 0.0
@@ -232,8 +249,9 @@ class LocalAlliance:
                 time.sleep(gap)
         return t
 
-    def wait_applied(self, scope: str, members: list[Member], timeout: float = 15.0
-                     ) -> dict[str, float]:
+    def wait_applied(
+        self, scope: str, members: list[Member], timeout: float = 15.0
+    ) -> dict[str, float]:
         deadline = time.monotonic() + timeout
         seen: dict[str, float] = {}
         while time.monotonic() < deadline and len(seen) < len(members):
@@ -284,9 +302,12 @@ class _CouncilWatcher(threading.Thread):
 
     def run(self) -> None:
         try:
-            with httpx.stream("GET", f"{self.url}/v1/decisions/stream",
-                              headers={"Authorization": f"Bearer {self.token}"},
-                              timeout=httpx.Timeout(5, read=None)) as resp:
+            with httpx.stream(
+                "GET",
+                f"{self.url}/v1/decisions/stream",
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=httpx.Timeout(5, read=None),
+            ) as resp:
                 event = ""
                 for line in resp.iter_lines():
                     if line.startswith("event:"):
@@ -313,8 +334,10 @@ def run_demo(n_members: int = 5, *, live: bool = True, keep: bool = False) -> di
         say(f"▶ starting a council and {n_members} member agents on 127.0.0.1 …")
         alliance.start()
         say(f"  council {alliance.url}, data in {alliance.root}")
-        say(f"  {n_members} members enrolled with Ed25519 keys, all following the decision "
-            f"stream ({time.time() - t_start:.1f}s)")
+        say(
+            f"  {n_members} members enrolled with Ed25519 keys, all following the decision "
+            f"stream ({time.time() - t_start:.1f}s)"
+        )
         watcher = _CouncilWatcher(alliance.url, alliance.token)
         watcher.start()
         watcher.ready.wait(5)
@@ -326,18 +349,19 @@ def run_demo(n_members: int = 5, *, live: bool = True, keep: bool = False) -> di
         say("")
         events = []
         if first.name in applied:
-            events.append((applied[first.name], f"{first.name} detected it and banned "
-                                                  f"{ATTACKER} locally"))
+            events.append(
+                (applied[first.name], f"{first.name} detected it and banned {ATTACKER} locally")
+            )
         if council_at is not None:
-            events.append((council_at, "council verified the signed report and decided: "
-                                       "ban alliance-wide"))
+            events.append(
+                (council_at, "council verified the signed report and decided: ban alliance-wide")
+            )
         for m in alliance.members[1:]:
             if m.name in applied:
                 events.append((applied[m.name], f"{m.name} applied the ban"))
         for at, text in sorted(events):
             say(f"  +{(at - t0) * 1000:7.1f} ms  {text}")
-        others = [(applied[m.name] - t0) * 1000 for m in alliance.members[1:]
-                  if m.name in applied]
+        others = [(applied[m.name] - t0) * 1000 for m in alliance.members[1:] if m.name in applied]
         blocked_everywhere = len(applied) == n_members
         missing = [m.name for m in alliance.members if m.name not in applied]
         summary: dict[str, Any] = {
@@ -345,7 +369,8 @@ def run_demo(n_members: int = 5, *, live: bool = True, keep: bool = False) -> di
             "source": ATTACKER,
             "blocked_everywhere": blocked_everywhere,
             "local_ban_ms": round((applied[first.name] - t0) * 1000, 1)
-            if first.name in applied else None,
+            if first.name in applied
+            else None,
             "council_decision_ms": round((council_at - t0) * 1000, 1) if council_at else None,
             "propagation_ms": {
                 "p50": round(statistics.median(others), 1) if others else None,
@@ -355,9 +380,11 @@ def run_demo(n_members: int = 5, *, live: bool = True, keep: bool = False) -> di
             "run_seconds": round(time.time() - t_start, 1),
         }
         if blocked_everywhere:
-            say(f"\n✔ {ATTACKER} is blocked by all {n_members} members: p50 "
+            say(
+                f"\n✔ {ATTACKER} is blocked by all {n_members} members: p50 "
                 f"{summary['propagation_ms']['p50']} ms, max {summary['propagation_ms']['max']} "
-                "ms after the last failed login was written.")
+                "ms after the last failed login was written."
+            )
         else:
             say(f"\n✘ not blocked everywhere; missing: {', '.join(missing)}")
         return summary

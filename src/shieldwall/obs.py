@@ -9,8 +9,9 @@ import sys
 def setup_logging(level: str = "info", *, stream: object = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.setFormatter(
-        logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s",
-                          "%Y-%m-%dT%H:%M:%S")
+        logging.Formatter(
+            "%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

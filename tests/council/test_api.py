@@ -20,15 +20,22 @@ from tests.council.conftest import Council
 
 def wire_alert(source: str, council: Council) -> WireAlert:
     now = council.clock.now()
-    return WireAlert(rule="sshd", source=source, first=now, last=now, count=5,
-                     evidence=["Failed password for root from x"])
+    return WireAlert(
+        rule="sshd",
+        source=source,
+        first=now,
+        last=now,
+        count=5,
+        evidence=["Failed password for root from x"],
+    )
 
 
 async def enroll(council: Council, name: str, addresses: list[str] | None = None) -> str:
     private, public = signing.generate()
     async with httpx.AsyncClient(base_url=council.url, headers=council.headers) as http:
-        r = await http.post("/v1/members", json={"name": name, "public_key": public,
-                                                  "addresses": addresses or []})
+        r = await http.post(
+            "/v1/members", json={"name": name, "public_key": public, "addresses": addresses or []}
+        )
         assert r.status_code == 201, r.text
     return private
 
@@ -61,9 +68,14 @@ async def test_forged_unsigned_unknown_revoked_replayed_and_stale_reports_are_re
     now = council.clock.now()
 
     def body(member: str = "web1", rid: str | None = None, sent: object = None) -> bytes:
-        return encode(Report(id=rid or uuid.uuid4().hex, member=member,
-                             sent_at=sent or now,  # type: ignore[arg-type]
-                             alerts=[wire_alert("203.0.113.5", council)]))
+        return encode(
+            Report(
+                id=rid or uuid.uuid4().hex,
+                member=member,
+                sent_at=sent or now,  # type: ignore[arg-type]
+                alerts=[wire_alert("203.0.113.5", council)],
+            )
+        )
 
     sk = signing.signing_key(key)
     forged = body()
@@ -92,8 +104,15 @@ async def test_forged_unsigned_unknown_revoked_replayed_and_stale_reports_are_re
     async with httpx.AsyncClient(base_url=council.url, headers=council.headers) as http:
         stats = (await http.get("/v1/stats")).json()
         active = (await http.get("/v1/decisions")).json()
-    for reason in ("bad-signature", "unsigned", "unknown-member", "stale", "replayed",
-                   "malformed", "revoked"):
+    for reason in (
+        "bad-signature",
+        "unsigned",
+        "unknown-member",
+        "stale",
+        "replayed",
+        "malformed",
+        "revoked",
+    ):
         assert stats[f"reports.refused.{reason}"] == 1, reason
     assert stats["reports.accepted"] == 1
     assert len(active["decisions"]) == 1
@@ -103,15 +122,25 @@ async def test_protected_targets_are_refused_and_recorded(council: Council) -> N
     key = await enroll(council, "web1", addresses=["192.0.2.10"])
     await enroll(council, "web2", addresses=["192.0.2.20/32"])
     client = CouncilClient(council.url, "web1", key, council.clock)
-    sources = ["127.0.0.1", "10.0.0.8", "192.0.2.20", "198.51.100.4", "192.0.2.10", "::1",
-               "203.0.113.50"]
+    sources = [
+        "127.0.0.1",
+        "10.0.0.8",
+        "192.0.2.20",
+        "198.51.100.4",
+        "192.0.2.10",
+        "::1",
+        "203.0.113.50",
+    ]
     out = await client.send_report(uuid.uuid4().hex, [wire_alert(s, council) for s in sources])
     assert len(out["decided"]) == 1  # type: ignore[arg-type]
     reasons = {r["scope"]: r["reason"] for r in out["refused"]}  # type: ignore[attr-defined]
     assert reasons == {
-        "127.0.0.1": "protected:loopback", "10.0.0.8": "protected:private",
-        "192.0.2.20": "protected:member:web2", "198.51.100.4": "protected:allowlist",
-        "192.0.2.10": "protected:member:web1", "::1": "protected:loopback",
+        "127.0.0.1": "protected:loopback",
+        "10.0.0.8": "protected:private",
+        "192.0.2.20": "protected:member:web2",
+        "198.51.100.4": "protected:allowlist",
+        "192.0.2.10": "protected:member:web1",
+        "::1": "protected:loopback",
     }
     async with httpx.AsyncClient(base_url=council.url, headers=council.headers) as http:
         refusals = (await http.get("/v1/refusals")).json()
@@ -123,9 +152,14 @@ async def test_reads_need_a_member_signature_or_the_operator_token(council: Coun
     key = await enroll(council, "web1")
     async with httpx.AsyncClient(base_url=council.url) as http:
         assert (await http.get("/v1/decisions")).status_code == 401
-        r = await http.get("/v1/decisions", headers={"X-Shieldwall-Member": "web1",
-                                                      "X-Shieldwall-Time": "1",
-                                                      "X-Shieldwall-Signature": "AAAA"})
+        r = await http.get(
+            "/v1/decisions",
+            headers={
+                "X-Shieldwall-Member": "web1",
+                "X-Shieldwall-Time": "1",
+                "X-Shieldwall-Signature": "AAAA",
+            },
+        )
         assert r.status_code == 401
         assert (await http.get("/v1/members")).status_code == 401
         assert (await http.post("/v1/decisions", json={"scope": "1.2.3.4"})).status_code == 401
@@ -136,8 +170,9 @@ async def test_reads_need_a_member_signature_or_the_operator_token(council: Coun
 
 async def test_operator_ban_unban_and_protected_refusal(council: Council) -> None:
     async with httpx.AsyncClient(base_url=council.url, headers=council.headers) as http:
-        r = await http.post("/v1/decisions", json={"scope": "203.0.113.0/24", "duration": 600,
-                                                   "reason": "scanner"})
+        r = await http.post(
+            "/v1/decisions", json={"scope": "203.0.113.0/24", "duration": 600, "reason": "scanner"}
+        )
         assert r.status_code == 201
         assert r.json()["origin"] == "operator"
         r = await http.post("/v1/decisions", json={"scope": "10.0.0.0/8"})
@@ -156,8 +191,9 @@ async def test_operator_ban_unban_and_protected_refusal(council: Council) -> Non
     assert "/v1/decisions/stream" in openapi["paths"]
 
 
-async def _collect(client: CouncilClient, since: int | None, n: int
-                   ) -> list[Snapshot | DecisionEvent]:
+async def _collect(
+    client: CouncilClient, since: int | None, n: int
+) -> list[Snapshot | DecisionEvent]:
     got: list[Snapshot | DecisionEvent] = []
     async for item in client.stream(since):
         got.append(item)
@@ -176,16 +212,23 @@ async def test_stream_sends_snapshot_then_live_and_resumes_exactly(council: Coun
     await client.send_report(uuid.uuid4().hex, [wire_alert("203.0.113.10", council)])
     await client.send_report(uuid.uuid4().hex, [wire_alert("203.0.113.11", council)])
     got = await asyncio.wait_for(first, 10)
-    assert isinstance(got[0], Snapshot) and got[0].seq == 3 and len(got[0].decisions) == 3
+    assert isinstance(got[0], Snapshot)
+    assert got[0].seq == 3
+    assert len(got[0].decisions) == 3
     assert [e.seq for e in got[1:]] == [4, 5]  # type: ignore[union-attr]
     async with httpx.AsyncClient(base_url=council.url, headers=council.headers) as http:
         await http.post("/v1/decisions/revoke", json={"scope": "203.0.113.1"})
     resumed = await asyncio.wait_for(_collect(client, 2, 4), 10)
     assert [(e.seq, e.kind) for e in resumed] == [  # type: ignore[union-attr]
-        (3, EventKind.ADD), (4, EventKind.ADD), (5, EventKind.ADD), (6, EventKind.REVOKE)]
+        (3, EventKind.ADD),
+        (4, EventKind.ADD),
+        (5, EventKind.ADD),
+        (6, EventKind.REVOKE),
+    ]
     # a member ahead of the log (the council's database was replaced) gets a snapshot
     ahead = await asyncio.wait_for(_collect(client, 999, 1), 10)
-    assert isinstance(ahead[0], Snapshot) and ahead[0].seq == 6
+    assert isinstance(ahead[0], Snapshot)
+    assert ahead[0].seq == 6
     await client.close()
 
 
@@ -221,5 +264,14 @@ def test_report_decoding_rejects_unknown_fields() -> None:
     from shieldwall.wire.messages import decode_report
 
     with pytest.raises(WireError):
-        decode_report(msgspec.json.encode({"id": "x", "member": "m", "sent_at": "2026-01-01T00:00:00Z",
-                                           "alerts": [], "evil": 1}))
+        decode_report(
+            msgspec.json.encode(
+                {
+                    "id": "x",
+                    "member": "m",
+                    "sent_at": "2026-01-01T00:00:00Z",
+                    "alerts": [],
+                    "evil": 1,
+                }
+            )
+        )

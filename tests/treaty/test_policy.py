@@ -41,10 +41,13 @@ def test_alert_becomes_a_four_hour_ban_by_default() -> None:
 def test_rule_bantime_is_honoured_and_capped() -> None:
     cfg = TreatyConfig(max_duration=3600)
     v = judge_alert(alert("203.0.113.9", bantime=600), MEMBER, Protected.build(), {}, cfg, NOW, "x")
-    assert isinstance(v, Decide) and v.decision.expires - NOW == timedelta(seconds=600)
-    v = judge_alert(alert("203.0.113.9", bantime=86400), MEMBER, Protected.build(), {}, cfg, NOW,
-                    "x")
-    assert isinstance(v, Decide) and v.decision.expires - NOW == timedelta(hours=1)
+    assert isinstance(v, Decide)
+    assert v.decision.expires - NOW == timedelta(seconds=600)
+    v = judge_alert(
+        alert("203.0.113.9", bantime=86400), MEMBER, Protected.build(), {}, cfg, NOW, "x"
+    )
+    assert isinstance(v, Decide)
+    assert v.decision.expires - NOW == timedelta(hours=1)
 
 
 @pytest.mark.parametrize(
@@ -80,9 +83,17 @@ def test_private_ranges_can_be_allowed_by_config() -> None:
 
 
 def test_revoked_member_is_refused() -> None:
-    v = judge_alert(alert("203.0.113.9"), MemberInfo("bad", "member", revoked=True),
-                    Protected.build(), {}, TreatyConfig(), NOW, "x")
-    assert isinstance(v, Refuse) and v.refusal.reason == "member-revoked"
+    v = judge_alert(
+        alert("203.0.113.9"),
+        MemberInfo("bad", "member", revoked=True),
+        Protected.build(),
+        {},
+        TreatyConfig(),
+        NOW,
+        "x",
+    )
+    assert isinstance(v, Refuse)
+    assert v.refusal.reason == "member-revoked"
 
 
 def _decision(scope: str, expires: datetime) -> Decision:
@@ -93,22 +104,26 @@ def _decision(scope: str, expires: datetime) -> Decision:
 
 def test_an_active_covering_decision_makes_a_duplicate() -> None:
     d = _decision("203.0.113.0/24", NOW + timedelta(hours=10))
-    v = judge_alert(alert("203.0.113.9"), MEMBER, Protected.build(), {d.scope: d}, TreatyConfig(),
-                    NOW, "x")
-    assert isinstance(v, Duplicate) and v.existing is d
+    v = judge_alert(
+        alert("203.0.113.9"), MEMBER, Protected.build(), {d.scope: d}, TreatyConfig(), NOW, "x"
+    )
+    assert isinstance(v, Duplicate)
+    assert v.existing is d
 
 
 def test_a_shorter_existing_decision_is_extended_by_a_new_one() -> None:
     d = _decision("203.0.113.9", NOW + timedelta(minutes=5))
-    v = judge_alert(alert("203.0.113.9"), MEMBER, Protected.build(), {d.scope: d}, TreatyConfig(),
-                    NOW, "x")
+    v = judge_alert(
+        alert("203.0.113.9"), MEMBER, Protected.build(), {d.scope: d}, TreatyConfig(), NOW, "x"
+    )
     assert isinstance(v, Decide)
 
 
 def test_manual_ban_of_protected_needs_force() -> None:
     p = Protected.build()
     v = judge_manual(parse_scope("10.0.0.0/8"), 60, "why", p, NOW, "x")
-    assert isinstance(v, Refuse) and v.refusal.reason == "protected:private"
+    assert isinstance(v, Refuse)
+    assert v.refusal.reason == "protected:private"
     v = judge_manual(parse_scope("10.0.0.0/8"), 60, "why", p, NOW, "x", force=True)
     assert isinstance(v, Decide)
 

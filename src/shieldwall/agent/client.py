@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+
 import httpx
 import msgspec
 from httpx_sse import aconnect_sse
@@ -45,7 +46,9 @@ class CouncilClient:
         self._key = signing.signing_key(private_key)
         self.clock = clock
         self._http = httpx.AsyncClient(
-            base_url=self.url, transport=transport, timeout=timeout,
+            base_url=self.url,
+            transport=transport,
+            timeout=timeout,
             headers={"User-Agent": "shieldwall-agent"},
         )
 
@@ -67,7 +70,8 @@ class CouncilClient:
         sig = signing.sign(self._key, body)
         try:
             resp = await self._http.post(
-                "/v1/reports", content=body,
+                "/v1/reports",
+                content=body,
                 headers={"Content-Type": "application/json", "X-Shieldwall-Signature": sig},
             )
         except httpx.HTTPError as exc:

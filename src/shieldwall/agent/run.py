@@ -17,12 +17,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from shieldwall.agent.client import CouncilClient, new_report_id
+from shieldwall.agent.sources.base import Batch
 from shieldwall.agent.sources.file import FileSource, Position
 from shieldwall.agent.state import AgentState
 from shieldwall.clock import Clock, SystemClock
 from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
 from shieldwall.decision_log import DecisionView, blocked_scopes, diff
 from shieldwall.detect import Detector, builtin_rule, load_rule
+from shieldwall.detect.bucket import BucketRow
 from shieldwall.detect.rule import Rule
 from shieldwall.enforce.base import Enforcer
 from shieldwall.enforce.log import LogEnforcer
@@ -115,7 +117,8 @@ class Agent:
         key = read_key(config.key_file)
         self.client = client or CouncilClient(config.council, config.member, key, self.clock)
         self.enforcement = Enforcement(
-            enforcers if enforcers is not None
+            enforcers
+            if enforcers is not None
             else [make_enforcer(s, config.state_dir) for s in config.enforcers]
         )
         self.protected = Protected.build(
@@ -124,7 +127,9 @@ class Agent:
         try:
             self.tz = ZoneInfo(config.timezone)
         except Exception as exc:
-            raise ConfigError(config.origin, "timezone", f"unknown zone {config.timezone!r}") from exc
+            raise ConfigError(
+                config.origin, "timezone", f"unknown zone {config.timezone!r}"
+            ) from exc
         self.view = DecisionView()
         self.local: dict[Scope, datetime] = {}
         self._wake_outbox = asyncio.Event()
@@ -143,13 +148,18 @@ class Agent:
         self.view.reset(seq, decisions)
         self.local = self.state.local_bans(now)
         await self.enforcement.sync(self._target(now), now)
-        log.info("agent.started member=%s seq=%d local=%d", self.config.member, seq,
-                 len(self.local))
-        tasks = [asyncio.create_task(self._follow(), name="follow"),
-                 asyncio.create_task(self._deliver(), name="deliver"),
-                 asyncio.create_task(self._housekeep(), name="housekeep")]
-        tasks += [asyncio.create_task(self._tail(w, rules), name=f"tail:{w.path}")
-                  for w, rules in self._watches]
+        log.info(
+            "agent.started member=%s seq=%d local=%d", self.config.member, seq, len(self.local)
+        )
+        tasks = [
+            asyncio.create_task(self._follow(), name="follow"),
+            asyncio.create_task(self._deliver(), name="deliver"),
+            asyncio.create_task(self._housekeep(), name="housekeep"),
+        ]
+        tasks += [
+            asyncio.create_task(self._tail(w, rules), name=f"tail:{w.path}")
+            for w, rules in self._watches
+        ]
         stop = asyncio.create_task(self._stop.wait())
         try:
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -181,32 +191,39 @@ class Agent:
     async def _tail(self, watch: Watch, rules: list[Rule]) -> None:
         detector = Detector(rules, tz=self.tz)
         rule_names = {r.name for r in rules}
-        detector.restore_buckets(
-            [row for row in self.state.buckets() if row[0] in rule_names]
+        detector.restore(
+            BucketRow(rule, source, list(data["timestamps"]), list(data["evidence"]))
+            for rule, source, data in self.state.buckets()
+            if rule in rule_names
         )
+        detector.touched()  # start tracking changes from here
         saved = self.state.position(watch.path)
         start = Position.from_dict(saved) if saved else None
         source = FileSource(watch.path, start, from_end=watch.from_end and start is None)
+        last = start
         try:
             while True:
                 batch = source.poll()
                 if batch is None:
                     await asyncio.sleep(self.config.poll_interval)
                     continue
+                if not batch.lines and not batch.skipped and batch.position == last:
+                    continue
                 await self._handle_batch(watch.path, detector, batch)
+                last = batch.position
         finally:
             source.close()
 
-    async def _handle_batch(self, path: str, detector: Detector, batch: object) -> None:
+    async def _handle_batch(self, path: str, detector: Detector, batch: Batch) -> None:
         now = self.clock.now()
         before = dict(detector.counters.values)
         alerts: list[Alert] = []
-        for raw in batch.lines:  # type: ignore[attr-defined]
+        for raw in batch.lines:
             alerts.extend(detector.feed(raw, now).alerts)
         after = detector.counters.values
         counters = {k: v - before.get(k, 0) for k, v in after.items()}
-        counters["lines.read"] = len(batch.lines)  # type: ignore[attr-defined]
-        counters["lines.skipped"] = batch.skipped  # type: ignore[attr-defined]
+        counters["lines.read"] = len(batch.lines)
+        counters["lines.skipped"] = batch.skipped
         bans: dict[Scope, datetime] = {}
         reportable = []
         for a in alerts:
@@ -225,8 +242,17 @@ class Agent:
         report_id = new_report_id() if reportable else None
         self.state.commit_batch(
             path=path,
-            position=batch.position.to_dict(),  # type: ignore[attr-defined]
-            buckets=detector.take_bucket_changes(),
+            position=batch.position.to_dict(),
+            buckets=[
+                (
+                    row.rule,
+                    row.source,
+                    {"timestamps": row.timestamps, "evidence": row.evidence}
+                    if row.timestamps
+                    else None,
+                )
+                for row in detector.export(detector.touched())
+            ],
             counters=counters,
             local_bans=bans,
             report_id=report_id,
@@ -277,8 +303,10 @@ class Agent:
             since = self.view.seq if self.view.seq > 0 else None
             try:
                 async for item in self.client.stream(since):
+                    if not self.connected.is_set():
+                        log.info("stream.connected since=%s", since)
+                        self.connected.set()
                     backoff = 0.1
-                    self.connected.set()
                     if isinstance(item, Snapshot):
                         decisions = [decision_from_wire(d) for d in item.decisions]
                         self.view.reset(item.seq, decisions)
@@ -300,8 +328,12 @@ class Agent:
             self.state.save_view(event.seq, added=[event.decision])
         else:
             self.state.save_view(event.seq, removed=[event.decision.id])
-        log.info("decision.%s seq=%d scope=%s", event.kind.value, event.seq,
-                 scope_str(event.decision.scope))
+        log.info(
+            "decision.%s seq=%d scope=%s",
+            event.kind.value,
+            event.seq,
+            scope_str(event.decision.scope),
+        )
 
     async def _housekeep(self) -> None:
         while True:

@@ -47,8 +47,13 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="Council config (TOML).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Council config (TOML).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def council(config_path: str, log_level: str) -> None:
     """Run the council (embedded default: one SQLite file, no other service)."""
@@ -71,13 +76,24 @@ def council(config_path: str, log_level: str) -> None:
     service = CouncilService(store, cfg.treaty, SystemClock(), replay_window=cfg.replay_window)
     app = create_app(service, token)
     click.echo(f"council listening on {cfg.url} (data in {cfg.data_dir})", err=True)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=2)
+    uvicorn.run(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="Agent config (TOML).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Agent config (TOML).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def agent(config_path: str, log_level: str) -> None:
     """Run a member's agent: tail logs, ban locally, report, enforce the alliance's decisions."""
@@ -93,8 +109,13 @@ def agent(config_path: str, log_level: str) -> None:
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="Agent config (TOML).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Agent config (TOML).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: str, as_json: bool) -> None:
     """Show an agent's state: counters, outbox, decision sequence, read positions."""
@@ -128,8 +149,12 @@ def status(config_path: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--out", "out", type=click.Path(dir_okay=False),
-              help="Write the private key here (mode 0600); the public key is printed.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    help="Write the private key here (mode 0600); the public key is printed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {private_key?, public_key}.")
 def keygen(out: str | None, as_json: bool) -> None:
     """Make a member's Ed25519 key pair."""
@@ -161,18 +186,30 @@ def members() -> None:
 @members.command("add")
 @click.argument("name")
 @click.option("--public-key", required=True, help="The member's public key (shieldwall keygen).")
-@click.option("--address", "addresses", multiple=True,
-              help="The member's own address or CIDR (repeatable); never decided against.")
-@click.option("--trust", type=click.Choice(["trusted", "member", "probation"]), default="member",
-              show_default=True)
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    help="The member's own address or CIDR (repeatable); never decided against.",
+)
+@click.option(
+    "--trust",
+    type=click.Choice(["trusted", "member", "probation"]),
+    default="member",
+    show_default=True,
+)
 @click.option("--json", "as_json", is_flag=True)
 @operator_options
-def members_add(name: str, public_key: str, addresses: tuple[str, ...], trust: str,
-                as_json: bool, **conn: Any) -> None:
+def members_add(
+    name: str, public_key: str, addresses: tuple[str, ...], trust: str, as_json: bool, **conn: Any
+) -> None:
     """Enroll member NAME with its public key."""
     op = operator_from(**conn)
-    status_code, body = op.call("POST", "/v1/members", {
-        "name": name, "public_key": public_key, "addresses": list(addresses), "trust": trust})
+    status_code, body = op.call(
+        "POST",
+        "/v1/members",
+        {"name": name, "public_key": public_key, "addresses": list(addresses), "trust": trust},
+    )
     if status_code != 201:
         raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
     click.echo(json.dumps(body) if as_json else f"enrolled {name} ({trust})")
@@ -187,8 +224,16 @@ def members_list(as_json: bool, **conn: Any) -> None:
     if as_json:
         click.echo(json.dumps(body))
         return
-    rows = [[m["name"], m["trust"], ",".join(m["addresses"]) or "-",
-             "revoked" if m["revoked_at"] else "active", m["created"][:19]] for m in body]
+    rows = [
+        [
+            m["name"],
+            m["trust"],
+            ",".join(m["addresses"]) or "-",
+            "revoked" if m["revoked_at"] else "active",
+            m["created"][:19],
+        ]
+        for m in body
+    ]
     click.echo(_table(rows, ["NAME", "TRUST", "ADDRESSES", "STATE", "ENROLLED"]))
 
 
@@ -213,8 +258,9 @@ def members_revoke(name: str, **conn: Any) -> None:
 @click.option("--force", is_flag=True, help="Override the protected-target check.")
 @click.option("--json", "as_json", is_flag=True)
 @operator_options
-def ban(scope: str, duration: str | None, reason: str, force: bool, as_json: bool,
-        **conn: Any) -> None:
+def ban(
+    scope: str, duration: str | None, reason: str, force: bool, as_json: bool, **conn: Any
+) -> None:
     """Ban IP or CIDR alliance-wide."""
     payload: dict[str, Any] = {"scope": scope, "reason": reason, "force": force}
     if duration:
@@ -224,8 +270,11 @@ def ban(scope: str, duration: str | None, reason: str, force: bool, as_json: boo
         raise click.ClickException(f"refused: {body['reason']} (use --force to override)")
     if status_code != 201:
         raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
-    click.echo(json.dumps(body) if as_json else
-               f"banned {body['scope']} until {body['expires']} (id {body['id']})")
+    click.echo(
+        json.dumps(body)
+        if as_json
+        else f"banned {body['scope']} until {body['expires']} (id {body['id']})"
+    )
 
 
 @cli.command()
@@ -261,8 +310,17 @@ def decisions_list(as_json: bool, **conn: Any) -> None:
     if as_json:
         click.echo(json.dumps(body))
         return
-    rows = [[d["scope"], d["action"], d["origin"], d["member"] or "-", d["expires"][:19],
-             d["reason"][:60]] for d in body["decisions"]]
+    rows = [
+        [
+            d["scope"],
+            d["action"],
+            d["origin"],
+            d["member"] or "-",
+            d["expires"][:19],
+            d["reason"][:60],
+        ]
+        for d in body["decisions"]
+    ]
     click.echo(_table(rows, ["SCOPE", "ACTION", "ORIGIN", "MEMBER", "EXPIRES (UTC)", "REASON"]))
     click.echo(f"{len(rows)} active at seq {body['seq']}")
 
@@ -276,8 +334,9 @@ def decisions_refused(as_json: bool, **conn: Any) -> None:
     if as_json:
         click.echo(json.dumps(body))
         return
-    rows = [[r["at"][:19], r["scope"], r["reason"], r["member"] or "-", r["rule"] or "-"]
-            for r in body]
+    rows = [
+        [r["at"][:19], r["scope"], r["reason"], r["member"] or "-", r["rule"] or "-"] for r in body
+    ]
     click.echo(_table(rows, ["AT", "SCOPE", "REASON", "MEMBER", "RULE"]))
 
 
@@ -307,18 +366,35 @@ def rules_list(as_json: bool) -> None:
     """List shipped rules."""
     from shieldwall.detect import builtin_rule, builtin_rule_names
 
-    items = []
+    items: list[dict[str, Any]] = []
     for name in builtin_rule_names():
         r = builtin_rule(name)
-        items.append({"name": r.name, "description": r.description,
-                      "patterns": len(r.failregex), "maxretry": r.maxretry,
-                      "findtime": r.findtime})
+        items.append(
+            {
+                "name": r.name,
+                "description": r.description,
+                "patterns": len(r.failregex),
+                "maxretry": r.maxretry,
+                "findtime": r.findtime,
+            }
+        )
     if as_json:
         click.echo(json.dumps(items))
         return
-    click.echo(_table([[i["name"], str(i["patterns"]), f"{i['maxretry']}/{i['findtime']:g}s",
-                        i["description"]] for i in items],
-                      ["RULE", "PATTERNS", "BUCKET", "DESCRIPTION"]))
+    click.echo(
+        _table(
+            [
+                [
+                    i["name"],
+                    str(i["patterns"]),
+                    f"{i['maxretry']}/{i['findtime']:g}s",
+                    i["description"],
+                ]
+                for i in items
+            ],
+            ["RULE", "PATTERNS", "BUCKET", "DESCRIPTION"],
+        )
+    )
 
 
 @rules.command("test")
@@ -340,13 +416,20 @@ def rules_test(rule: str, logfile: str, timezone: str, as_json: bool) -> None:
         raise _fail(exc) from exc
     det = Detector(rule_objs, tz=ZoneInfo(timezone))
     now = datetime.now(UTC)
-    hits = []
+    hits: list[dict[str, Any]] = []
     n = 0
     with open(logfile, "rb") as f:
         for n, raw in enumerate(f, 1):
-            for h in det.feed(raw.rstrip(b"\r\n"), now).hits:
-                hits.append({"line": n, "source": str(h.source), "time": h.at.isoformat(),
-                             "rule": h.rule, "pattern": h.pattern})
+            for hit in det.feed(raw.rstrip(b"\r\n"), now).hits:
+                hits.append(
+                    {
+                        "line": n,
+                        "source": str(hit.source),
+                        "time": hit.at.isoformat(),
+                        "rule": hit.rule,
+                        "pattern": hit.pattern,
+                    }
+                )
     skipped = sum(v for k, v in det.counters.values.items() if k == "line_too_long")
     if as_json:
         click.echo(json.dumps({"lines": n, "skipped": skipped, "hits": hits}))
@@ -360,8 +443,14 @@ def rules_test(rule: str, logfile: str, timezone: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--members", "n_members", default=5, show_default=True,
-              type=click.IntRange(2, 200), help="How many member agents to start.")
+@click.option(
+    "--members",
+    "n_members",
+    default=5,
+    show_default=True,
+    type=click.IntRange(2, 200),
+    help="How many member agents to start.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only a summary object.")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory.")
 def demo(n_members: int, as_json: bool, keep: bool) -> None:

@@ -19,8 +19,9 @@ DEFAULT_URL = "http://127.0.0.1:8470"
 class Operator:
     def __init__(self, url: str, token: str) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=15.0,
-                                  headers={"Authorization": f"Bearer {token}"})
+        self._http = httpx.Client(
+            base_url=self.url, timeout=15.0, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def call(self, method: str, path: str, json: Any = None) -> tuple[int, Any]:
         try:
@@ -36,8 +37,9 @@ class Operator:
         return resp.status_code, body
 
 
-def operator_from(config: str | None, url: str | None, token: str | None,
-                  token_file: str | None) -> Operator:
+def operator_from(
+    config: str | None, url: str | None, token: str | None, token_file: str | None
+) -> Operator:
     if config:
         try:
             cfg = load_council(config)
@@ -62,8 +64,16 @@ def operator_from(config: str | None, url: str | None, token: str | None,
 def operator_options(fn: Any) -> Any:
     fn = click.option("--token-file", help="File holding the operator token.")(fn)
     fn = click.option("--token", envvar="SHIELDWALL_TOKEN", help="Operator token.")(fn)
-    fn = click.option("--council", "url", envvar="SHIELDWALL_COUNCIL",
-                      help=f"Council URL (default {DEFAULT_URL}).")(fn)
-    fn = click.option("--config", "config", type=click.Path(dir_okay=False),
-                      help="The council's config file (gives URL and token).")(fn)
+    fn = click.option(
+        "--council",
+        "url",
+        envvar="SHIELDWALL_COUNCIL",
+        help=f"Council URL (default {DEFAULT_URL}).",
+    )(fn)
+    fn = click.option(
+        "--config",
+        "config",
+        type=click.Path(dir_okay=False),
+        help="The council's config file (gives URL and token).",
+    )(fn)
     return fn

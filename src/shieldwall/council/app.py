@@ -49,8 +49,13 @@ def _error(status: int, reason: str, detail: str = "") -> JSONResponse:
 
 
 def _refusal_json(r: Refusal) -> dict[str, Any]:
-    return {"scope": scope_str(r.scope), "reason": r.reason, "member": r.member,
-            "rule": r.rule, "at": r.at.isoformat()}
+    return {
+        "scope": scope_str(r.scope),
+        "reason": r.reason,
+        "member": r.member,
+        "rule": r.rule,
+        "at": r.at.isoformat(),
+    }
 
 
 def _decision_json(d: Decision) -> Any:
@@ -94,10 +99,13 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
                 raise SignatureError("revoked", "member was revoked")
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             verify_request(
-                member.public_key, request.method, target,
+                member.public_key,
+                request.method,
+                target,
                 request.headers.get("x-shieldwall-time"),
                 request.headers.get("x-shieldwall-signature"),
-                service.clock.now(), service.replay_window,
+                service.clock.now(),
+                service.replay_window,
             )
         except SignatureError as exc:
             await service.store.bump(f"reads.refused.{exc.reason}")
@@ -130,7 +138,8 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
           400 malformed, 401 unsigned / bad-signature / unknown-member / stale,
           403 revoked, 409 replayed, 413 too large. Every refusal is counted.
         responses:
-          200: {description: '{"decided": [ids], "refused": [...], "duplicates": n, "malformed": n}'}
+          200:
+            description: '{"decided": [ids], "refused": [...], "duplicates": n, "malformed": n}'
           400: {description: malformed}
           401: {description: refused signature}
           403: {description: revoked member}
@@ -150,12 +159,14 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
             return _error(_STATUS.get(exc.reason, 401), exc.reason, exc.detail)
         except WireError as exc:
             return _error(400, "malformed", str(exc))
-        return JSONResponse({
-            "decided": [d.id for d in out.decided],
-            "refused": [_refusal_json(r) for r in out.refused],
-            "duplicates": out.duplicates,
-            "malformed": out.malformed,
-        })
+        return JSONResponse(
+            {
+                "decided": [d.id for d in out.decided],
+                "refused": [_refusal_json(r) for r in out.refused],
+                "duplicates": out.duplicates,
+                "malformed": out.malformed,
+            }
+        )
 
     async def decisions(request: Request) -> Response:
         """
@@ -256,8 +267,9 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
             force = bool(data.get("force", False))
         except (KeyError, InvalidScope, WireError) as exc:
             return _error(400, "malformed", str(exc))
-        result = await service.ban(scope, float(duration) if duration else None, reason,
-                                   force=force)
+        result = await service.ban(
+            scope, float(duration) if duration else None, reason, force=force
+        )
         if isinstance(result, Refusal):
             return JSONResponse({"error": "refused", **_refusal_json(result)}, status_code=403)
         return JSONResponse(_decision_json(result), status_code=201)
@@ -282,7 +294,8 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
     @operator
     async def members(request: Request) -> Response:
         """
-        summary: List members (GET) or enroll one (POST {"name", "public_key", "addresses"?, "trust"?}).
+        summary: List members (GET) or enroll one (POST).
+        description: 'POST body {"name", "public_key", "addresses"?, "trust"?}'
         responses:
           200: {description: member list}
           201: {description: enrolled}
@@ -296,7 +309,9 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
                 raise WireError("body must be an object")
             addresses = tuple(parse_scope(str(a)) for a in data.get("addresses", []))
             record = await service.enroll(
-                str(data["name"]), str(data["public_key"]), addresses,
+                str(data["name"]),
+                str(data["public_key"]),
+                addresses,
                 str(data.get("trust", "member")),
             )
         except (KeyError, InvalidScope, WireError, SignatureError) as exc:

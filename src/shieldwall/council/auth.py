@@ -11,7 +11,7 @@ from pathlib import Path
 from shieldwall.errors import SignatureError
 from shieldwall.wire import signing
 
-TOKEN_FILE = "operator.token"
+TOKEN_FILE = "operator.token"  # noqa: S105 (a file name)
 
 
 def load_or_create_token(data_dir: str) -> str:
@@ -45,8 +45,13 @@ def sign_request(key_b64: str, method: str, target: str, now: datetime) -> dict[
 
 
 def verify_request(
-    public_key: str, method: str, target: str, timestamp: str | None, signature: str | None,
-    now: datetime, window: float,
+    public_key: str,
+    method: str,
+    target: str,
+    timestamp: str | None,
+    signature: str | None,
+    now: datetime,
+    window: float,
 ) -> None:
     if not timestamp or not signature:
         raise SignatureError("unsigned", "X-Shieldwall-Time and X-Shieldwall-Signature needed")

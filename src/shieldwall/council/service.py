@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from shieldwall.clock import Clock
 from shieldwall.config.schema import TreatySettings, check_member_name
@@ -85,9 +85,7 @@ class CouncilService:
     def _rebuild_protected(self) -> None:
         self._protected = Protected.build(
             allowlist=self.treaty.allowlist,
-            member_addresses=[
-                (m.name, a) for m in self._members.values() for a in m.addresses
-            ],
+            member_addresses=[(m.name, a) for m in self._members.values() for a in m.addresses],
             protect_private=self.treaty.protect_private,
         )
 
@@ -158,9 +156,7 @@ class CouncilService:
             await self.store.bump("reports.refused.malformed")
             raise
         try:
-            member = self._members.get(report.member) or await self.store.get_member(
-                report.member
-            )
+            member = self._members.get(report.member) or await self.store.get_member(report.member)
             if member is None:
                 raise SignatureError("unknown-member", f"{report.member!r} is not enrolled")
             if member.revoked:
@@ -194,8 +190,9 @@ class CouncilService:
             except WireError:
                 out.malformed += 1
                 continue
-            verdict = judge_alert(alert, info, self._protected, self._active, self.treaty, now,
-                                  new_id())
+            verdict = judge_alert(
+                alert, info, self._protected, self._active, self.treaty, now, new_id()
+            )
             if isinstance(verdict, Decide):
                 changes.append((EventKind.ADD, verdict.decision))
                 self._note_active(verdict.decision)
@@ -212,7 +209,9 @@ class CouncilService:
                 await self.store.bump(f"refusals.{r.reason.split(':')[0]}")
                 log.warning(
                     "decision.refused scope=%s reason=%s member=%s",
-                    scope_str(r.scope), r.reason, r.member,
+                    scope_str(r.scope),
+                    r.reason,
+                    r.member,
                 )
         if out.malformed:
             await self.store.bump("alerts.malformed", out.malformed)
@@ -227,14 +226,20 @@ class CouncilService:
     ) -> Decision | Refusal:
         now = self.clock.now()
         verdict = judge_manual(
-            scope, duration or self.treaty.ban_duration, reason, self._protected, now, new_id(),
+            scope,
+            duration or self.treaty.ban_duration,
+            reason,
+            self._protected,
+            now,
+            new_id(),
             force=force,
         )
         if isinstance(verdict, Refuse):
             await self.store.record_refusals([verdict.refusal])
             await self.store.bump(f"refusals.{verdict.refusal.reason.split(':')[0]}")
             return verdict.refusal
-        assert isinstance(verdict, Decide)
+        if not isinstance(verdict, Decide):  # pragma: no cover - judge_manual never dups
+            raise TypeError(f"unexpected verdict {verdict!r}")
         await self._commit([(EventKind.ADD, verdict.decision)])
         await self.store.bump("decisions.operator")
         return verdict.decision

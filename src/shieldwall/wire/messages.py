@@ -176,7 +176,9 @@ def event_from_wire(w: WireEvent) -> DecisionEvent:
         kind = EventKind(w.kind)
     except ValueError as exc:
         raise WireError(f"unknown event kind {w.kind!r}") from exc
-    return DecisionEvent(seq=w.seq, kind=kind, at=_aware(w.at), decision=decision_from_wire(w.decision))
+    return DecisionEvent(
+        seq=w.seq, kind=kind, at=_aware(w.at), decision=decision_from_wire(w.decision)
+    )
 
 
 def _aware(t: datetime) -> datetime:

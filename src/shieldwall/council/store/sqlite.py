@@ -213,7 +213,8 @@ class SqliteStore:
                     (kind.value, d.id, _ts(at)),
                 )
                 seq = cur.lastrowid
-                assert seq is not None
+                if seq is None:  # pragma: no cover - sqlite always sets it
+                    raise StoreError("append: no sequence number")
                 out.append(DecisionEvent(seq=seq, kind=kind, decision=d, at=at))
             db.execute("COMMIT")
         except sqlite3.Error as exc:

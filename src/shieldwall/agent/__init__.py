@@ -1,0 +1,2 @@
+"""The agent: tails logs (``sources``), detects attacks, bans locally, reports to the council
+and enforces the alliance's decisions."""

@@ -1,0 +1,251 @@
+"""The log source port: where the agent's lines come from.
+
+Contract (guarantee 2 of ``DESIGN.md``: never lose or double-count a line):
+
+* A source yields :class:`Batch` es of complete lines, as ``bytes`` without the newline. It
+  never decodes: decoding is the detector's job. Binary garbage and invalid UTF-8 pass
+  through untouched.
+* Every batch carries the :class:`Position` just after its last line. The *caller* owns
+  persistence: it processes the batch, then stores ``batch.position`` (together with the
+  effects of the batch, in one transaction). A new source started from a stored position
+  resumes exactly after the last line of that batch; started from an older position it
+  replays from there. So the stored position alone defines exactly-once, whatever happens to
+  the process in between (``kill -9`` included).
+* Lines longer than ``max_line`` are skipped and counted in ``Batch.skipped``; their bytes are
+  never held in memory as a whole (guarantee 6). The position moves past them.
+* ``poll()`` is synchronous. It returns ``None`` when there is nothing new right now; it may
+  return a batch without lines when the position moved (a skipped line, a rotation) or when
+  it stopped at its per-call read budget with more to read — the caller just stores the
+  position and polls again without sleeping. ``batches()`` is the async loop around it.
+* A source owns its counters (``counters``, a :class:`~shieldwall.model.Counters`): lines,
+  skipped lines, rotations, truncations, missing files, I/O errors. I/O errors never escape
+  ``poll()``: they are counted, remembered in ``last_error`` and retried on the next poll.
+
+Implementations: :mod:`shieldwall.agent.sources.file` (a log file, following rotation) and
+:mod:`shieldwall.agent.sources.stdin` (a byte stream such as ``sys.stdin.buffer``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from shieldwall.model import Counters
+
+EMPTY_FINGERPRINT = hashlib.sha256(b"").hexdigest()
+"""The fingerprint of nothing: a position at offset 0, or one that carries no fingerprint."""
+
+_FIELDS = frozenset({"path", "dev", "inode", "offset", "fingerprint"})
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a source stands: just after the last line it handed out.
+
+    * ``path`` — the configured path (for a file source, even while the bytes come from an
+      older generation of that file, e.g. ``auth.log.1`` after a rotation).
+    * ``dev``, ``inode`` — which file the offset is in.
+    * ``offset`` — byte offset just after the last consumed newline (for the stdin source:
+      the number of lines consumed).
+    * ``fingerprint`` — sha256 hex identifying the content before ``offset`` (see
+      :func:`shieldwall.agent.sources.file.fingerprint`), so that a file replaced in place,
+      truncated and rewritten, or an inode number reused by a new file, is recognised.
+
+    Plain values; :meth:`to_dict` / :meth:`from_dict` give a JSON-ready form for the agent's
+    state.
+    """
+
+    path: str
+    dev: int
+    inode: int
+    offset: int
+    fingerprint: str = EMPTY_FINGERPRINT
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path or "\x00" in self.path:
+            raise ValueError(f"position: path must be a non-empty string, got {self.path!r}")
+        for name in ("dev", "inode", "offset"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ValueError(f"position: {name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.fingerprint, str) or not _HEX64.fullmatch(self.fingerprint):
+            raise ValueError(
+                f"position: fingerprint must be 64 lowercase hex digits, got {self.fingerprint!r}"
+            )
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {
+            "path": self.path,
+            "dev": self.dev,
+            "inode": self.inode,
+            "offset": self.offset,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Position:
+        """Rebuild a position from :meth:`to_dict` output; ``ValueError`` if malformed."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"position: expected a mapping, got {type(data).__name__}")
+        keys = set(data)
+        if keys != _FIELDS:
+            missing = sorted(str(k) for k in _FIELDS - keys)
+            extra = sorted(str(k) for k in keys - _FIELDS)
+            raise ValueError(f"position: missing keys {missing}, unknown keys {extra}")
+        return cls(
+            path=_str(data, "path"),
+            dev=_int(data, "dev"),
+            inode=_int(data, "inode"),
+            offset=_int(data, "offset"),
+            fingerprint=_str(data, "fingerprint"),
+        )
+
+
+def _str(data: Mapping[object, object], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise ValueError(f"position: {key} must be a string, got {value!r}")
+    return value
+
+
+def _int(data: Mapping[object, object], key: str) -> int:
+    value = data[key]
+    if type(value) is not int:
+        raise ValueError(f"position: {key} must be an integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Lines read by one ``poll()``.
+
+    * ``lines`` — complete lines, without their newline, in file order.
+    * ``position`` — just after the last line (or skipped line) of the batch.
+    * ``skipped`` — lines longer than ``max_line`` passed over in this batch.
+    * ``rotated`` — a rotation or truncation was followed during this batch (the lines before
+      it came from the old file, the ones after from the new one).
+    """
+
+    lines: list[bytes]
+    position: Position
+    skipped: int = 0
+    rotated: bool = False
+
+
+class LineSource(Protocol):
+    """A source of log lines (see the module docstring for the contract)."""
+
+    counters: Counters
+
+    @property
+    def position(self) -> Position | None:
+        """The position after the last line handed out (``None`` before anything is known)."""
+        ...
+
+    def poll(self) -> Batch | None:
+        """Read what is available now; ``None`` if nothing new."""
+        ...
+
+    def batches(self, poll_interval: float = 0.05) -> AsyncGenerator[Batch, None]:
+        """Batches as they come, sleeping ``poll_interval`` seconds when idle."""
+        ...
+
+    def close(self) -> None:
+        """Release the source's resources; the position is the caller's to keep."""
+        ...
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines, skipping lines longer than ``max_line``.
+
+    A too-long line is never held as a whole: once the pending part exceeds ``max_line`` its
+    bytes are dropped as they arrive until its newline, and it is counted once.
+    """
+
+    __slots__ = ("_buf", "_discarding", "_max")
+
+    def __init__(self, max_line: int) -> None:
+        if max_line < 1:
+            raise ValueError(f"max_line must be >= 1, got {max_line}")
+        self._max = max_line
+        self._buf = bytearray()
+        self._discarding = False
+
+    @property
+    def max_line(self) -> int:
+        return self._max
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of the current unterminated line (0 while discarding)."""
+        return len(self._buf)
+
+    @property
+    def discarding(self) -> bool:
+        """True while inside a line already known to be too long."""
+        return self._discarding
+
+    def reset(self) -> None:
+        """Forget the current unterminated line."""
+        self._buf.clear()
+        self._discarding = False
+
+    def discard_current(self) -> None:
+        """Treat the current line as too long: drop it up to its newline."""
+        self._buf.clear()
+        self._discarding = True
+
+    def feed(self, data: bytes) -> tuple[list[bytes], int, int]:
+        """Split ``data``; return ``(lines, skipped, consumed)``.
+
+        ``consumed`` is the number of bytes of ``data`` up to and including its last newline,
+        0 if ``data`` holds no newline.
+        """
+        first = data.find(b"\n")
+        if first < 0:
+            self._keep(data)
+            return [], 0, 0
+        lines: list[bytes] = []
+        skipped = 0
+        if self._discarding:
+            skipped += 1
+            self._discarding = False
+        elif len(self._buf) + first > self._max:
+            skipped += 1
+        elif self._buf:
+            lines.append(bytes(self._buf) + data[:first])
+        else:
+            lines.append(data[:first])
+        self._buf.clear()
+        last = data.rfind(b"\n")
+        if last > first:
+            for part in data[first + 1 : last].split(b"\n"):
+                if len(part) > self._max:
+                    skipped += 1
+                else:
+                    lines.append(part)
+        self._keep(data[last + 1 :])
+        return lines, skipped, last + 1
+
+    def flush(self) -> tuple[list[bytes], int]:
+        """End of stream: the unterminated last line, if any, as ``(lines, skipped)``."""
+        if self._discarding:
+            self._discarding = False
+            return [], 1
+        if self._buf:
+            line = bytes(self._buf)
+            self._buf.clear()
+            return [line], 0
+        return [], 0
+
+    def _keep(self, rest: bytes) -> None:
+        if self._discarding or not rest:
+            return
+        if len(self._buf) + len(rest) > self._max:
+            self.discard_current()
+        else:
+            self._buf += rest

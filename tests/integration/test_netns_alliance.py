@@ -10,6 +10,7 @@ a connection that times out, not by reading the set.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -65,11 +66,28 @@ def start_agent(net: Network, root: Path, host: str) -> Path:
         f'[[enforcer]]\nkind = "log"\npath = "enforced.jsonl"\n'
     )
     address = A if host == "a" else B
-    shieldwall(net, "hub", "members", "add", name, "--public-key", public, "--address", address,
-               "--council", COUNCIL, "--token-file", str(root / "council" / "operator.token"))
+    shieldwall(
+        net,
+        "hub",
+        "members",
+        "add",
+        name,
+        "--public-key",
+        public,
+        "--address",
+        address,
+        "--council",
+        COUNCIL,
+        "--token-file",
+        str(root / "council" / "operator.token"),
+    )
     with open(mdir / "agent.log", "ab") as err:
-        net.popen(host, [sys.executable, "-m", "shieldwall", "agent", "--config",
-                         str(mdir / "agent.toml")], stderr=err, stdout=err)
+        net.popen(
+            host,
+            [sys.executable, "-m", "shieldwall", "agent", "--config", str(mdir / "agent.toml")],
+            stderr=err,
+            stdout=err,
+        )
     return mdir
 
 
@@ -80,12 +98,23 @@ def test_attack_at_a_is_dropped_by_b_in_the_kernel(tmp_path: Path) -> None:
         cdir.mkdir()
         (cdir / "council.toml").write_text(f'data-dir = "."\nlisten = "{HUB}:8470"\n')
         with open(cdir / "council.log", "ab") as err:
-            net.popen("hub", [sys.executable, "-m", "shieldwall", "council", "--config",
-                              str(cdir / "council.toml")], stderr=err, stdout=err)
+            net.popen(
+                "hub",
+                [
+                    sys.executable,
+                    "-m",
+                    "shieldwall",
+                    "council",
+                    "--config",
+                    str(cdir / "council.toml"),
+                ],
+                stderr=err,
+                stdout=err,
+            )
         wait(lambda: tcp_probe(net["hub"].ns, HUB, 8470) == "ok", 20, "the council")
-        server = net.popen("b", [sys.executable, "-c", SERVER],
-                           stdout=__import__("subprocess").PIPE)
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        server = net.popen("b", [sys.executable, "-c", SERVER], stdout=subprocess.PIPE)
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
         # before: the attacker reaches B's service
         assert tcp_probe(net["attacker"].ns, B, PORT, expect=b"ok") == "ok"
 
@@ -94,15 +123,21 @@ def test_attack_at_a_is_dropped_by_b_in_the_kernel(tmp_path: Path) -> None:
         token = str(cdir / "operator.token")
 
         def streams() -> int:
-            out = shieldwall(net, "hub", "stats", "--json", "--council", COUNCIL,
-                             "--token-file", token)
+            out = shieldwall(
+                net, "hub", "stats", "--json", "--council", COUNCIL, "--token-file", token
+            )
             return int(json.loads(out).get("streams.live", 0))
 
         wait(lambda: streams() == 2, 30, "both agents on the stream")
         # both agents set up their nftables table
         for name in ("a", "b"):
-            wait(lambda n=name: "table inet shieldwall" in net.run(n, ["nft", "list", "tables"])
-                 .stdout, 10, f"{name}'s nftables table")
+            wait(
+                lambda n=name: (
+                    "table inet shieldwall" in net.run(n, ["nft", "list", "tables"]).stdout
+                ),
+                10,
+                f"{name}'s nftables table",
+            )
 
         with (a_dir / "auth.log").open("a") as f:
             for i in range(5):
@@ -119,15 +154,33 @@ def test_attack_at_a_is_dropped_by_b_in_the_kernel(tmp_path: Path) -> None:
         # B still answers everyone else: member A reaches B's service
         assert tcp_probe(net["a"].ns, B, PORT, expect=b"ok") == "ok"
         # the decision names A and the rule
-        decided = json.loads(shieldwall(net, "hub", "decisions", "list", "--json",
-                                        "--council", COUNCIL, "--token-file", token))
-        assert [(d["scope"], d["member"]) for d in decided["decisions"]] == [
-            (ATTACKER, "member-a")]
+        decided = json.loads(
+            shieldwall(
+                net,
+                "hub",
+                "decisions",
+                "list",
+                "--json",
+                "--council",
+                COUNCIL,
+                "--token-file",
+                token,
+            )
+        )
+        assert [(d["scope"], d["member"]) for d in decided["decisions"]] == [(ATTACKER, "member-a")]
         # an unban reaches the kernel of B again
         shieldwall(net, "hub", "unban", ATTACKER, "--council", COUNCIL, "--token-file", token)
-        # A's own local ban lasts until it expires; B follows the council only
-        wait(lambda: tcp_probe(net["attacker"].ns, B, PORT, timeout=0.5, expect=b"ok") == "ok",
-             15, "member B to accept the attacker again")
+        # the unban lifts the council's decision at B and A's own local ban as well
+        wait(
+            lambda: tcp_probe(net["attacker"].ns, B, PORT, timeout=0.5, expect=b"ok") == "ok",
+            15,
+            "member B to accept the attacker again",
+        )
+        wait(
+            lambda: tcp_probe(net["attacker"].ns, A, PORT, timeout=0.5) == "refused",
+            15,
+            "member A to accept the attacker again (nothing listens there: refused)",
+        )
         assert elapsed < 15
         assert (b_dir / "enforced.jsonl").exists()
         print(f"attack at A → dropped at B within {elapsed * 1000:.0f} ms (probe granularity)")

@@ -29,7 +29,7 @@ from shieldwall.detect.rule import Rule
 from shieldwall.enforce.base import Enforcer
 from shieldwall.enforce.log import LogEnforcer
 from shieldwall.errors import ConfigError, CouncilError, ShieldwallError
-from shieldwall.model import Alert, DecisionEvent, Scope, address_scope, scope_str
+from shieldwall.model import Alert, DecisionEvent, EventKind, Scope, address_scope, scope_str
 from shieldwall.treaty.protect import Protected
 from shieldwall.wire import signing
 from shieldwall.wire.messages import Snapshot, alert_to_wire, decision_from_wire
@@ -324,10 +324,14 @@ class Agent:
     def _apply_event(self, event: DecisionEvent) -> None:
         if not self.view.apply(event):
             return
-        if event.kind.value == "add":
+        if event.kind is EventKind.ADD:
             self.state.save_view(event.seq, added=[event.decision])
         else:
             self.state.save_view(event.seq, removed=[event.decision.id])
+        if event.kind is EventKind.REVOKE and event.decision.scope in self.local:
+            # an operator's unban lifts this member's own ban on that scope too
+            del self.local[event.decision.scope]
+            self.state.drop_local_ban(event.decision.scope)
         log.info(
             "decision.%s seq=%d scope=%s",
             event.kind.value,

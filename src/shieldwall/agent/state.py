@@ -142,6 +142,9 @@ class AgentState:
             for s, e in self._db.execute("SELECT scope, expires FROM local_bans")
         }
 
+    def drop_local_ban(self, scope: Scope) -> None:
+        self._db.execute("DELETE FROM local_bans WHERE scope = ?", (scope_str(scope),))
+
     # -- outbox --------------------------------------------------------------------
 
     def outbox(self, limit: int = 100) -> list[OutboxItem]:

@@ -1,0 +1,121 @@
+"""The command line: every command has --help; every listing command has --json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from shieldwall.cli.main import cli
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for name, cmd in group.commands.items():
+        path = (*prefix, name)
+        out.append(path)
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, path)
+    return out
+
+
+ALL = _commands(cli)
+LISTINGS = [p for p in ALL if p[-1] in ("list", "refused", "stats", "status")]
+
+
+@pytest.mark.parametrize("path", ALL, ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    assert len(result.output.splitlines()) > 3
+
+
+@pytest.mark.parametrize("path", LISTINGS, ids=" ".join)
+def test_every_listing_command_has_json(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert "--json" in result.output
+
+
+def test_the_listings_found_are_the_expected_ones() -> None:
+    assert {" ".join(p) for p in LISTINGS} >= {
+        "members list",
+        "decisions list",
+        "decisions refused",
+        "rules list",
+        "stats",
+        "status",
+    }
+
+
+def test_keygen_writes_a_private_key_with_mode_0600(tmp_path: Path) -> None:
+    out = tmp_path / "k"
+    result = CliRunner().invoke(cli, ["keygen", "--out", str(out), "--json"])
+    assert result.exit_code == 0
+    assert "public_key" in json.loads(result.output)
+    assert (out.stat().st_mode & 0o777) == 0o600
+    again = CliRunner().invoke(cli, ["keygen", "--out", str(out)])
+    assert again.exit_code != 0  # never overwrites a key
+
+
+def test_rules_list_json_names_the_shipped_rules() -> None:
+    result = CliRunner().invoke(cli, ["rules", "list", "--json"])
+    names = {r["name"] for r in json.loads(result.output)}
+    assert {"sshd", "nginx-http-auth", "nginx-botsearch"} <= names
+
+
+def test_rules_test_reports_hits_with_line_numbers(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "Nov 23 10:00:01 h sshd[1]: Accepted publickey for bob from 203.0.113.1 port 1 ssh2\n"
+        "Nov 23 10:00:02 h sshd[1]: Failed password for root from 203.0.113.2 port 2 ssh2\n"
+        "\xff\xfe garbage\n"
+    )
+    result = CliRunner().invoke(cli, ["rules", "test", "sshd", str(log), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["lines"] == 3
+    assert [(h["line"], h["source"], h["rule"]) for h in data["hits"]] == [
+        (2, "203.0.113.2", "sshd")
+    ]
+
+
+def test_operator_command_without_a_council_is_a_clear_error() -> None:
+    result = CliRunner().invoke(
+        cli, ["decisions", "list", "--council", "http://127.0.0.1:9", "--token", "x"]
+    )
+    assert result.exit_code != 0
+    assert "unreachable" in result.output
+
+
+def test_bad_agent_config_names_file_key_and_why(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        'member = "m"\nkey-file = "k"\ncouncil = "http://x"\nstate-dir = "s"\n'
+        'poll-interval = "fast"\n'
+    )
+    result = CliRunner().invoke(cli, ["agent", "--config", str(cfg)])
+    assert result.exit_code != 0
+    assert f"{cfg}: poll-interval: 'fast' is not a duration" in result.output
+
+
+@pytest.mark.slow
+def test_demo_json_summary() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "shieldwall", "demo", "--members", "3", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["members"] == 3
+    assert summary["source"] == "203.0.113.77"
+    assert summary["blocked_everywhere"] is True
+    assert 0 < summary["propagation_ms"]["p50"] <= summary["propagation_ms"]["max"]

@@ -1,0 +1,109 @@
+"""Strict configuration: unknown keys and bad values name the file, the key and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shieldwall.config.load import load_agent, load_council
+from shieldwall.config.schema import parse_agent, parse_council, parse_duration
+from shieldwall.errors import ConfigError
+from shieldwall.model import parse_scope
+
+AGENT = {"member": "web1", "key-file": "k", "council": "http://c:8470", "state-dir": "s"}
+
+
+def test_minimal_configs_have_sensible_defaults() -> None:
+    c = parse_council({"data-dir": "d"}, "c.toml")
+    assert (c.host, c.port, c.replay_window) == ("127.0.0.1", 8470, 300)
+    assert c.treaty.ban_duration == 4 * 3600
+    assert c.treaty.protect_private is True
+    a = parse_agent(AGENT, "a.toml")
+    assert a.local_ban
+    assert a.local_ban_duration == 4 * 3600
+    assert a.timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"data-dir": "d", "colour": "red"}, "c.toml: colour: unknown key"),
+        (
+            {"data-dir": "d", "treaty": {"ban-duration": "4x"}},
+            "c.toml: treaty.ban-duration: '4x' is not a duration",
+        ),
+        (
+            {"data-dir": "d", "treaty": {"ban-duration": -5}},
+            "c.toml: treaty.ban-duration: a duration must be positive",
+        ),
+        (
+            {"data-dir": "d", "treaty": {"allowlist": ["10.0.0.1/8"]}},
+            "c.toml: treaty.allowlist[0]: not an IP address or CIDR",
+        ),
+        ({"data-dir": "d", "listen": "nope"}, "c.toml: listen: 'nope' is not HOST:PORT"),
+        ({}, "c.toml: data-dir: required key is missing"),
+        ({"data-dir": 7}, "c.toml: data-dir: Expected `str`, got `int`"),
+    ],
+)
+def test_council_config_errors(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_council(data, "c.toml")
+    assert str(exc.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"member": "bad name!"}, "a.toml: member: 'bad name!' is not a member name"),
+        ({"council": "ftp://x"}, "a.toml: council: 'ftp://x' is not an http(s) URL"),
+        ({"watch": [{"path": "/x", "rules": []}]}, "a.toml: watch[0].rules: name at least one"),
+        (
+            {"watch": [{"path": "/x", "rules": ["sshd"], "bogus": 1}]},
+            "a.toml: watch[0].bogus: unknown key",
+        ),
+        ({"enforcer": [{"kind": "iptables"}]}, "a.toml: enforcer[0].kind: Invalid enum value"),
+    ],
+)
+def test_agent_config_errors(extra: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_agent({**AGENT, **extra}, "a.toml")
+    assert str(exc.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (30, 30),
+        ("30s", 30),
+        ("10m", 600),
+        ("4h", 14400),
+        ("1d", 86400),
+        ("250ms", 0.25),
+        ("1.5h", 5400),
+        ("2w", 1209600),
+    ],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_files_resolve_relative_paths_and_report_toml_errors(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(
+        'data-dir = "data"\n[treaty]\nallowlist = ["198.51.100.0/24"]\n'
+    )
+    c = load_council(tmp_path / "c.toml")
+    assert c.data_dir == str(tmp_path / "data")
+    assert c.treaty.allowlist == (parse_scope("198.51.100.0/24"),)
+    (tmp_path / "a.toml").write_text(
+        'member = "m"\nkey-file = "k"\ncouncil = "http://x"\n'
+        'state-dir = "s"\n[[watch]]\npath = "log"\nrules = ["sshd"]\n'
+    )
+    a = load_agent(tmp_path / "a.toml")
+    assert a.key_file == str(tmp_path / "k")
+    assert a.watch[0].path == str(tmp_path / "log")
+    (tmp_path / "bad.toml").write_text("data-dir = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_council(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_council(tmp_path / "missing.toml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -226,3 +227,34 @@ def test_feed_never_raises_on_mangled_sshd_lines(prefix: bytes, junk: bytes) -> 
 
     for hit in detection.hits:
         assert hit.source.compressed in raw.decode("utf-8", errors="replace")
+
+
+PATHOLOGICAL = {
+    "sshd-from": b"Jan  2 03:04:05 h sshd[1]: Failed password for "
+    + b" from 1.2.3.4 port 1" * 3200,
+    "sshd-close": b"Jan  2 03:04:05 h sshd[1]: Connection closed by invalid user "
+    + b"1.2.3.4 port 1 " * 4300,
+    "auth-quotes": b'2024/01/02 03:04:05 [error] 1#1: *1 user "' + b'" was not found in "' * 3200,
+    "bot-probes": b'1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET '
+    + b"/wp-login.php" * 5000
+    + b'" 404 ',
+    "bot-slashes": b'1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET '
+    + b"/a" * 32000
+    + b' HTTP/1.1" 404 ',
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_no_quadratic_blowup_on_long_lines(name: str) -> None:
+    """A crafted 64 KiB line costs milliseconds, not seconds (no catastrophic backtracking).
+
+    Generous bound for noisy machines: a quadratic pattern took over a second here.
+    """
+    detector = Detector(
+        [builtin_rule(rule) for rule in ("sshd", "nginx-http-auth", "nginx-botsearch")]
+    )
+    raw = PATHOLOGICAL[name][:65536]
+    start = time.perf_counter()
+    detector.feed(raw, NOW)
+
+    assert time.perf_counter() - start < 0.3

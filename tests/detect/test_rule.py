@@ -140,6 +140,21 @@ class TestErrors:
         assert parsed.compiled.combined.match("B 1.2.3.4")
         assert not parsed.compiled.combined.match("A 1.2.3.4")
 
+    def test_flags_then_caret_after_a_prefix(self) -> None:
+        """(?i)^… after a prefix is anchored where the prefix ends, case-insensitively."""
+        parsed = rule(prefix=r"\w+: ", failregex=[r"(?i)^bad <HOST>$", r"worse <HOST>$"])
+
+        assert parsed.compiled.combined.match("app: BAD 1.2.3.4")
+        assert parsed.compiled.combined.match("app: worse 1.2.3.4")
+        assert parsed.compiled.patterns[1].match("app: worse 1.2.3.4")
+
+    def test_prefix_with_global_flags(self) -> None:
+        """(?i) at the start of the prefix applies to the prefix only."""
+        parsed = rule(prefix=r"(?i)app: ", failregex=[r"^bad <HOST>$"])
+
+        assert parsed.compiled.combined.match("APP: bad 1.2.3.4")
+        assert not parsed.compiled.combined.match("APP: BAD 1.2.3.4")
+
 
 class TestLoad:
     def test_load_file(self, tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ from shieldwall.detect import DATE_PATTERNS, TimeParser, parse_time
 NOW = datetime(2024, 12, 31, tzinfo=UTC)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 class TestSyslog:

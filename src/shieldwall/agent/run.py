@@ -36,6 +36,8 @@ from shieldwall.wire.messages import Snapshot, alert_to_wire, decision_from_wire
 
 log = logging.getLogger("shieldwall.agent")
 
+PRUNE_EVERY = timedelta(minutes=1)
+
 
 def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
     """Rule names are shipped rules (``sshd``) or paths to native ``.toml`` files."""
@@ -201,6 +203,7 @@ class Agent:
         start = Position.from_dict(saved) if saved else None
         source = FileSource(watch.path, start, from_end=watch.from_end and start is None)
         last = start
+        pruned = self.clock.now()
         try:
             while True:
                 batch = source.poll()
@@ -209,6 +212,9 @@ class Agent:
                     continue
                 if not batch.lines and not batch.skipped and batch.position == last:
                     continue
+                if (now := self.clock.now()) - pruned > PRUNE_EVERY:
+                    detector.prune(now)  # idle buckets go; their rows are deleted next commit
+                    pruned = now
                 await self._handle_batch(watch.path, detector, batch)
                 last = batch.position
         finally:

@@ -104,7 +104,7 @@ class CompiledRule:
     anchored: bool  # True: use .match() at the line start; False: .search()
     slots: Mapping[int, tuple[int, int]]
     prefix: re.Pattern[str] | None
-    patterns: tuple[re.Pattern[str], ...]  # each failregex alone, with prefix (explain)
+    patterns: tuple[re.Pattern[str], ...]  # each failregex alone, after the prefix (tools)
     ignore: re.Pattern[str] | None
     ignores: tuple[re.Pattern[str], ...]
 
@@ -140,7 +140,7 @@ class Rule:
         if not 1 <= self.maxretry <= MAX_RETRY:
             raise _error(origin, "maxretry", f"must be between 1 and {MAX_RETRY}")
         if not 0 < self.findtime <= MAX_FINDTIME:
-            raise _error(origin, "findtime", f"must be between 1s and {MAX_FINDTIME:.0f}s")
+            raise _error(origin, "findtime", f"must be between 0 and {MAX_FINDTIME:.0f} seconds")
         if self.bantime is not None and not self.bantime > 0:
             raise _error(origin, "bantime", "must be greater than zero")
         if self.datepattern not in DATE_PATTERNS:
@@ -206,12 +206,17 @@ def _end_anchored(source: str) -> bool:
     return backslashes % 2 == 0
 
 
-def _scoped(source: str) -> str:
-    """``(?i)abc`` → ``(?i:abc)``: global flags are only allowed at the very start."""
+def _split_flags(source: str) -> tuple[str, str]:
+    """``(?i)^abc`` → ``("i", "^abc")``: leading global flags, and the rest."""
     match = _LEADING_FLAGS.match(source)
     if match is None:
-        return source
-    return f"(?{match.group(1)}:{source[match.end() :]})"
+        return "", source
+    return match.group(1), source[match.end() :]
+
+
+def _scoped(flags: str, body: str) -> str:
+    """Global flags are only allowed at the very start of a regex: scope them instead."""
+    return f"(?{flags}:{body})" if flags else body
 
 
 def _regex(source: str, origin: str, key: str) -> re.Pattern[str]:
@@ -235,7 +240,7 @@ def _compile(rule: Rule) -> CompiledRule:
         _check_groups(rule.prefix, origin, "prefix")
         prefix = _regex(rule.prefix, origin, "prefix")
 
-    bodies: list[str] = []
+    split: list[tuple[str, str]] = []  # (leading flags, rest of the pattern)
     for i, pattern in enumerate(rule.failregex):
         key = f"failregex[{i}]"
         places = _PLACEHOLDER.findall(pattern)
@@ -243,6 +248,9 @@ def _compile(rule: Rule) -> CompiledRule:
             why = "has no <HOST>" if not places else f"has {len(places)} <HOST>/<ADDR>; need one"
             raise _error(origin, key, why)
         _check_groups(pattern, origin, key)
+        # Compile as written first (the placeholder swapped for a group of the same length),
+        # so error positions point into the user's own text.
+        _regex(_PLACEHOLDER.sub("(?:HH)", pattern), origin, key)
         before = _PLACEHOLDER.split(pattern, maxsplit=1)[0]
         if _catch_all(before) and not _end_anchored(pattern):
             raise _error(
@@ -251,30 +259,28 @@ def _compile(rule: Rule) -> CompiledRule:
                 "a catch-all (.* .+) before <HOST> needs the pattern to end with $, "
                 "or attacker text could be taken as the source",
             )
-        body = _scoped(pattern)
-        if rule.prefix is not None and body.startswith("^"):
-            body = body[1:]
-        bodies.append(body)
+        split.append(_split_flags(pattern))
+
+    # With a prefix, failregex start where it ends ('^' is implied). Without one, patterns
+    # are searched, unless every one starts with '^': then the whole regex is a .match().
+    anchored = rule.prefix is not None or all(rest.startswith("^") for _, rest in split)
+    bodies = [
+        _scoped(flags, rest[1:] if anchored and rest.startswith("^") else rest)
+        for flags, rest in split
+    ]
+    start = f"(?:{_scoped(*_split_flags(rule.prefix))})" if rule.prefix is not None else ""
 
     patterns: list[re.Pattern[str]] = []
     for i, body in enumerate(bodies):
-        alone = body.replace("<HOST>", f"(?P<host>{HOST_PATTERN})", 1).replace(
-            "<ADDR>", f"(?P<host>{HOST_PATTERN})", 1
-        )
-        if rule.prefix is not None:
-            alone = f"(?:{rule.prefix})(?:{alone})"
-        patterns.append(_regex(alone, origin, f"failregex[{i}]"))
+        host = f"(?P<host>{HOST_PATTERN})"
+        alone = body.replace("<HOST>", host, 1).replace("<ADDR>", host, 1)
+        patterns.append(_regex(f"{start}(?:{alone})", origin, f"failregex[{i}]"))
 
-    anchored = rule.prefix is not None or all(b.startswith("^") for b in bodies)
     parts = []
     for i, body in enumerate(bodies):
-        if rule.prefix is None and anchored:
-            body = body[1:]
         host = f"(?P<host{i}>{HOST_PATTERN})"
         parts.append(f"(?P<p{i}>{body.replace('<HOST>', host, 1).replace('<ADDR>', host, 1)})")
-    alternation = "|".join(parts)
-    source = f"(?:{rule.prefix})(?:{alternation})" if rule.prefix is not None else alternation
-    combined = _regex(source, origin, "failregex")
+    combined = _regex(f"{start}(?:{'|'.join(parts)})", origin, "failregex")
     slots = {
         combined.groupindex[f"p{i}"]: (i, combined.groupindex[f"host{i}"])
         for i in range(len(bodies))
@@ -289,9 +295,8 @@ def _compile(rule: Rule) -> CompiledRule:
         ignores.append(_regex(pattern, origin, key))
     ignore = None
     if ignores:
-        ignore = _regex(
-            "|".join(f"(?:{_scoped(p)})" for p in rule.ignoreregex), origin, "ignoreregex"
-        )
+        scoped = (_scoped(*_split_flags(p)) for p in rule.ignoreregex)
+        ignore = _regex("|".join(f"(?:{p})" for p in scoped), origin, "ignoreregex")
 
     return CompiledRule(
         combined=combined,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -46,15 +47,23 @@ def cli() -> None:
 # -- council and agent -----------------------------------------------------------------
 
 
-@cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Council config (TOML).",
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _config_option(help_text: str) -> Callable[[_F], _F]:
+    return click.option(
+        "--config", "config_path", required=True, type=click.Path(dir_okay=False), help=help_text
+    )
+
+
+_log_level = click.option(
+    "--log-level", default="info", show_default=True, help="debug, info, warning or error."
 )
-@click.option("--log-level", default="info", show_default=True)
+
+
+@cli.command()
+@_config_option("Council config (TOML).")
+@_log_level
 def council(config_path: str, log_level: str) -> None:
     """Run the council (embedded default: one SQLite file, no other service)."""
     import uvicorn
@@ -87,14 +96,8 @@ def council(config_path: str, log_level: str) -> None:
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Agent config (TOML).",
-)
-@click.option("--log-level", default="info", show_default=True)
+@_config_option("Agent config (TOML).")
+@_log_level
 def agent(config_path: str, log_level: str) -> None:
     """Run a member's agent: tail logs, ban locally, report, enforce the alliance's decisions."""
     from shieldwall.agent.run import run_agent
@@ -109,13 +112,7 @@ def agent(config_path: str, log_level: str) -> None:
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Agent config (TOML).",
-)
+@_config_option("Agent config (TOML).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: str, as_json: bool) -> None:
     """Show an agent's state: counters, outbox, decision sequence, read positions."""

@@ -194,7 +194,7 @@ class Agent:
         detector = Detector(rules, tz=self.tz)
         rule_names = {r.name for r in rules}
         detector.restore(
-            BucketRow(rule, source, list(data["timestamps"]), list(data["evidence"]))
+            BucketRow.from_data(rule, source, data)
             for rule, source, data in self.state.buckets()
             if rule in rule_names
         )
@@ -223,9 +223,7 @@ class Agent:
     async def _handle_batch(self, path: str, detector: Detector, batch: Batch) -> None:
         now = self.clock.now()
         before = dict(detector.counters.values)
-        alerts: list[Alert] = []
-        for raw in batch.lines:
-            alerts.extend(detector.feed(raw, now).alerts)
+        alerts: list[Alert] = detector.feed_many(batch.lines, now, hits=False).alerts
         after = detector.counters.values
         counters = {k: v - before.get(k, 0) for k, v in after.items()}
         counters["lines.read"] = len(batch.lines)
@@ -250,14 +248,7 @@ class Agent:
             path=path,
             position=batch.position.to_dict(),
             buckets=[
-                (
-                    row.rule,
-                    row.source,
-                    {"timestamps": row.timestamps, "evidence": row.evidence}
-                    if row.timestamps
-                    else None,
-                )
-                for row in detector.export(detector.touched())
+                (row.rule, row.source, row.to_data()) for row in detector.export(detector.touched())
             ],
             counters=counters,
             local_bans=bans,

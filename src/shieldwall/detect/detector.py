@@ -28,9 +28,10 @@ from datetime import UTC, datetime, tzinfo
 from shieldwall.detect.bucket import BucketKey, BucketRow, BucketSet
 from shieldwall.detect.matcher import Matcher
 from shieldwall.detect.rule import Rule
+from shieldwall.detect.scan import StampCache, block_scanner
 from shieldwall.detect.timestamps import TimeParser
-from shieldwall.errors import RuleError
-from shieldwall.model import Address, Alert, Counters, Hit
+from shieldwall.errors import InvalidScope, RuleError
+from shieldwall.model import Address, Alert, Counters, Hit, parse_address
 
 __all__ = ["Detection", "Detector", "Explanation"]
 
@@ -67,7 +68,17 @@ class Explanation:
 
 
 class _Unit:
-    __slots__ = ("buckets", "match", "matcher", "name", "parse", "rule")
+    __slots__ = (
+        "addresses",
+        "buckets",
+        "match",
+        "matcher",
+        "name",
+        "parse",
+        "rule",
+        "scanner",
+        "stamp",
+    )  # fmt: skip
 
     def __init__(self, rule: Rule, tz: tzinfo, max_tracked: int, counters: Counters) -> None:
         self.rule = rule
@@ -75,9 +86,11 @@ class _Unit:
         self.matcher = Matcher(rule, counters)
         self.match = self.matcher.match
         self.parse = TimeParser(rule.datepattern, tz).parse
-        self.buckets = BucketSet(
-            rule.maxretry, rule.findtime, max_tracked, bantime=rule.bantime, counters=counters
-        )
+        # a distinct field's value comes from Matcher.match: such rules go line by line
+        self.scanner = block_scanner(rule) if rule.distinct is None else None
+        self.stamp = StampCache(self.parse, rule.datepattern)
+        self.addresses: dict[str, Address | None] = {}
+        self.buckets = BucketSet.for_rule(rule, max_tracked, counters=counters)
 
 
 class Detector:
@@ -142,7 +155,7 @@ class Detector:
                 at = now
             source = found.source
             hits.append(Hit(unit.name, source, at, found.pattern, text))
-            alert = unit.buckets.add(unit.name, source, at, text)
+            alert = unit.buckets.add(unit.name, source, at, text, found.distinct)
             if alert is not None:
                 alerts.append(alert)
 
@@ -162,18 +175,155 @@ class Detector:
         self._count(1, detection)
         return detection
 
-    def feed_many(self, lines: Iterable[bytes], now: datetime) -> Detection:
-        """Process many lines read at ``now``; hits and alerts in line order."""
+    def feed_many(self, lines: Iterable[bytes], now: datetime, *, hits: bool = True) -> Detection:
+        """Process many lines read at ``now``; hits and alerts in line order.
+
+        Blocks of clean lines (valid UTF-8, no NUL or CR, none too long) are matched by
+        block (:mod:`shieldwall.detect.scan`), with the same result as line by line.
+        ``hits=False`` leaves ``Detection.hits`` empty (they are still counted): the cheap
+        form for callers that only need alerts.
+        """
         now = _check_now(now)
+        batch = lines if isinstance(lines, list) else list(lines)
         detection = Detection()
-        hits, alerts = detection.hits, detection.alerts
+        block = self._block(batch)
+        if block is not None:
+            found = self._feed_block(block, now, detection, hits)
+            self.counters.inc("lines", len(batch))
+            if found:
+                self.counters.inc("hits", found)
+            if detection.alerts:
+                self.counters.inc("alerts", len(detection.alerts))
+            return detection
+        hit_list, alerts = detection.hits, detection.alerts
         feed = self._feed
-        count = 0
-        for raw in lines:
-            count += 1
-            feed(raw, now, hits, alerts)
-        self._count(count, detection)
+        for raw in batch:
+            feed(raw, now, hit_list, alerts)
+        self._count(len(batch), detection)
+        if not hits:
+            detection.hits = []
         return detection
+
+    def _block(self, batch: list[bytes]) -> str | None:
+        """The batch as one text block (leading newline), or None if it needs the line path."""
+        if len(batch) < 2 or max(map(len, batch)) > self.max_line:
+            return None
+        data = b"\n".join(batch)
+        if b"\x00" in data or b"\r" in data:
+            return None
+        try:
+            return "\n" + data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def _feed_block(self, block: str, now: datetime, detection: Detection, want: bool) -> int:
+        """Match a block through every rule; returns the number of hits."""
+        ordered: list[tuple[int, int, Hit]] | None = [] if want else None
+        total = 0
+        for order, unit in enumerate(self._units):
+            scanner = unit.scanner
+            if scanner is None:
+                total += self._lines_of_block(unit, order, block, now, detection, ordered)
+            elif scanner.literal is None or scanner.literal in block:
+                total += self._scan_block(unit, order, block, now, detection, ordered)
+        if ordered is not None:
+            ordered.sort(key=_by_line)
+            detection.hits = [hit for _, _, hit in ordered]
+        return total
+
+    def _scan_block(
+        self,
+        unit: _Unit,
+        order: int,
+        block: str,
+        now: datetime,
+        detection: Detection,
+        ordered: list[tuple[int, int, Hit]] | None,
+    ) -> int:
+        """The hot loop: one regex search per hit, nothing per non-matching line."""
+        scanner = unit.scanner
+        if scanner is None:  # pragma: no cover - the caller checked
+            return self._lines_of_block(unit, order, block, now, detection, ordered)
+        search = scanner.regex.search
+        slots = scanner.slots
+        find = block.find
+        counters = self.counters
+        alerts = detection.alerts
+        name = unit.name
+        hit = unit.buckets.hit
+        stamp = unit.stamp
+        addresses = unit.addresses
+        ignore = unit.rule.compiled.ignore
+        literals = unit.rule.prefilter
+        total = seen = line_no = pos = 0
+        while (found := search(block, pos)) is not None:
+            start = found.start() + 1
+            end = find("\n", start)
+            if end < 0:
+                end = len(block)
+            pos = end
+            line = block[start:end]
+            if literals and not any(lit in line for lit in literals):
+                continue  # the per-line prefilter would have refused this line
+            if found.end() > end:  # the match ran past its line: match the line alone
+                one = unit.match(line)
+                if one is None:
+                    continue
+                source, index = one.source, one.pattern
+            else:
+                index, host_group = slots[found.lastindex or 0]
+                if ignore is not None and ignore.search(line) is not None:
+                    counters.inc("ignored")
+                    continue
+                host = found.group(host_group)
+                cached = addresses.get(host)
+                if cached is None:
+                    cached = None if host in addresses else _address(addresses, host)
+                    if cached is None:
+                        counters.inc("invalid_host")
+                        continue
+                source = cached
+            epoch = stamp.epoch(line, now)
+            if epoch is None:
+                counters.inc("no_timestamp")
+                epoch = now.timestamp()
+            total += 1
+            if ordered is not None:
+                line_no += block.count("\n", seen, start)
+                seen = start
+                at = stamp.get(line, now) or now
+                ordered.append((line_no, order, Hit(name, source, at, index, line)))
+            alert = hit(name, source, epoch, line)
+            if alert is not None:
+                alerts.append(alert)
+        return total
+
+    def _lines_of_block(
+        self,
+        unit: _Unit,
+        order: int,
+        block: str,
+        now: datetime,
+        detection: Detection,
+        ordered: list[tuple[int, int, Hit]] | None,
+    ) -> int:
+        """Rules that cannot be scanned by block: their lines one by one."""
+        total = 0
+        for line_no, line in enumerate(block[1:].split("\n"), 1):
+            one = unit.match(line)
+            if one is None:
+                continue
+            at = unit.stamp.get(line, now)
+            if at is None:
+                self.counters.inc("no_timestamp")
+                at = now
+            total += 1
+            if ordered is not None:
+                ordered.append((line_no, order, Hit(unit.name, one.source, at, one.pattern, line)))
+            alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line, one.distinct)
+            if alert is not None:
+                detection.alerts.append(alert)
+        return total
 
     def explain(self, line: bytes | str, now: datetime) -> list[Explanation]:
         """How each rule judges ``line``, without touching buckets or counters."""
@@ -245,3 +395,18 @@ def _check_now(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     return now if now.tzinfo is UTC else now.astimezone(UTC)
+
+
+def _by_line(item: tuple[int, int, Hit]) -> tuple[int, int]:
+    return item[0], item[1]
+
+
+def _address(cache: dict[str, Address | None], host: str) -> Address | None:
+    try:
+        address: Address | None = parse_address(host)
+    except InvalidScope:
+        address = None
+    if len(cache) >= 1 << 16:
+        cache.clear()
+    cache[host] = address
+    return address

@@ -1,0 +1,109 @@
+"""Block scanning: find every hit of a rule in a whole block of lines with one regex pass.
+
+Per-line matching costs a Python call per line. :class:`BlockScanner` instead runs the
+rule's combined regex over a block of lines joined by newlines, so lines that do not match
+cost only the regex engine's time, in C. The regex is prefixed with a literal ``\\n`` (the
+block is given a leading newline), which lets the engine jump from line start to line start
+instead of trying every position.
+
+The block path gives exactly the per-line result or is not used:
+
+* it is only offered for blocks of valid UTF-8 without NUL or CR characters and without
+  lines longer than ``max_line`` (the detector checks; other blocks go line by line);
+* a match that would run past the end of its line (``\\s`` and negated classes can cross a
+  newline) is discarded and that line is matched on its own;
+* after a hit the scan resumes at the next line, so a line is never counted twice;
+* rules whose patterns use ``\\A``, ``\\Z`` or a DOTALL flag are never scanned by block.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
+
+from shieldwall.detect.rule import Rule
+
+__all__ = ["BlockScanner", "StampCache", "block_scanner"]
+
+_UNSAFE: Final = re.compile(r"\\[AZz]|\(\?[a-zA-Z]*s[a-zA-Z]*[:)]")
+
+
+class BlockScanner:
+    """One rule's combined regex, rewritten to run over a block (``"\\n"`` + lines joined by
+    ``"\\n"``): ``regex.search(block, pos)`` finds the next hit at or after ``pos``, its match
+    starting at the newline before the line; ``slots`` maps ``lastindex`` to
+    ``(pattern index, host group)``. The detector's loop is in ``Detector._scan_block``."""
+
+    __slots__ = ("literal", "regex", "rule", "slots")
+
+    def __init__(self, rule: Rule) -> None:
+        compiled = rule.compiled
+        source = compiled.combined.pattern
+        flags = compiled.combined.flags | re.MULTILINE
+        if compiled.anchored:
+            self.regex = re.compile(f"\n(?:{source})", flags)
+        else:
+            self.regex = re.compile(f"\n[^\n]*?(?:{source})", flags)
+        # group numbers shift by nothing: the wrapper adds no capturing group
+        self.slots = compiled.slots
+        self.rule = rule
+        self.literal = rule.prefilter[0] if len(rule.prefilter) == 1 else None
+
+
+def block_scanner(rule: Rule) -> BlockScanner | None:
+    """A scanner for ``rule``, or None when its patterns cannot be scanned by block."""
+    compiled = rule.compiled
+    texts = [compiled.combined.pattern, *(p.pattern for p in compiled.ignores)]
+    if any(_UNSAFE.search(t) for t in texts):
+        return None
+    if compiled.combined.flags & re.DOTALL:
+        return None
+    return BlockScanner(rule)
+
+
+_MONTHS: Final = frozenset(
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+)
+_SYSLOG_START: Final = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ")
+
+
+class StampCache:
+    """A line's time, remembering the last line's when both start with the same syslog stamp.
+
+    Consecutive log lines mostly share their second; for a line that starts with a syslog
+    stamp (``Mar  1 00:00:05 ``) the result depends only on those 16 characters and ``now``,
+    so the last result is reused. Anything else is parsed in full.
+    """
+
+    __slots__ = ("_at", "_epoch", "_key", "_now", "_parse", "cacheable")
+
+    def __init__(self, parse: Callable[[str, datetime], datetime | None], datepattern: str) -> None:
+        self._parse = parse
+        self.cacheable = datepattern in ("syslog", "auto")
+        self._key = ""
+        self._now: datetime | None = None
+        self._at: datetime | None = None
+        self._epoch: float | None = None
+
+    def epoch(self, line: str, now: datetime) -> float | None:
+        """Like :meth:`get`, as epoch seconds."""
+        if line[:16] == self._key and now == self._now:
+            return self._epoch
+        at = self.get(line, now)
+        return None if at is None else at.timestamp()
+
+    def get(self, line: str, now: datetime) -> datetime | None:
+        key = line[:16]
+        if key == self._key and now == self._now:
+            return self._at
+        at = self._parse(line, now)
+        if (
+            self.cacheable
+            and at is not None
+            and key[:3] in _MONTHS
+            and _SYSLOG_START.fullmatch(key) is not None
+        ):
+            self._key, self._now, self._at, self._epoch = key, now, at, at.timestamp()
+        return at

@@ -220,11 +220,22 @@ class Detector:
         """Match a block through every rule; returns the number of hits."""
         ordered: list[tuple[int, int, Hit]] | None = [] if want else None
         total = 0
+        lines = block.count("\n")
         for order, unit in enumerate(self._units):
             scanner = unit.scanner
+            literal = unit.rule.prefilter[0] if len(unit.rule.prefilter) == 1 else None
+            if literal is not None:
+                seen = block.count(literal)
+                if not seen:
+                    continue
+                if seen * 4 < lines:  # a selective prefilter: visit only the lines holding it
+                    total += self._literal_lines(
+                        unit, order, literal, block, now, detection, ordered
+                    )
+                    continue
             if scanner is None:
                 total += self._lines_of_block(unit, order, block, now, detection, ordered)
-            elif scanner.literal is None or scanner.literal in block:
+            else:
                 total += self._scan_block(unit, order, block, now, detection, ordered)
         if ordered is not None:
             ordered.sort(key=_by_line)
@@ -296,6 +307,44 @@ class Detector:
             alert = hit(name, source, epoch, line)
             if alert is not None:
                 alerts.append(alert)
+        return total
+
+    def _literal_lines(
+        self,
+        unit: _Unit,
+        order: int,
+        literal: str,
+        block: str,
+        now: datetime,
+        detection: Detection,
+        ordered: list[tuple[int, int, Hit]] | None,
+    ) -> int:
+        """Rules with a selective prefilter literal: match only the lines that hold it."""
+        find, rfind = block.find, block.rfind
+        total = seen = line_no = 0
+        pos = find(literal)
+        while pos >= 0:
+            start = rfind("\n", 0, pos) + 1
+            end = find("\n", pos)
+            if end < 0:
+                end = len(block)
+            pos = find(literal, end)
+            line = block[start:end]
+            one = unit.match(line)
+            if one is None:
+                continue
+            at = unit.stamp.get(line, now)
+            if at is None:
+                self.counters.inc("no_timestamp")
+                at = now
+            total += 1
+            if ordered is not None:
+                line_no += block.count("\n", seen, start)
+                seen = start
+                ordered.append((line_no, order, Hit(unit.name, one.source, at, one.pattern, line)))
+            alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line)
+            if alert is not None:
+                detection.alerts.append(alert)
         return total
 
     def _lines_of_block(

@@ -266,6 +266,8 @@ class Detector:
         addresses = unit.addresses
         ignore = unit.rule.compiled.ignore
         literals = unit.rule.prefilter
+        single = literals[0] if len(literals) == 1 else None
+        now_key = now
         total = seen = line_no = pos = 0
         while (found := search(block, pos)) is not None:
             start = found.start() + 1
@@ -274,8 +276,11 @@ class Detector:
                 end = len(block)
             pos = end
             line = block[start:end]
-            if literals and not any(lit in line for lit in literals):
-                continue  # the per-line prefilter would have refused this line
+            if single is not None:
+                if single not in line:
+                    continue  # the per-line prefilter would have refused this line
+            elif literals and not any(lit in line for lit in literals):
+                continue
             if found.end() > end:  # the match ran past its line: match the line alone
                 one = unit.match(line)
                 if one is None:
@@ -294,7 +299,10 @@ class Detector:
                         counters.inc("invalid_host")
                         continue
                 source = cached
-            epoch = stamp.epoch(line, now)
+            if line[:16] == stamp.key and stamp.now is now_key:
+                epoch = stamp.epoch_value
+            else:
+                epoch = stamp.epoch(line, now)
             if epoch is None:
                 counters.inc("no_timestamp")
                 epoch = now.timestamp()

@@ -20,10 +20,15 @@ _ADDRESS_CACHE_SIZE: Final = 16384
 
 
 class MatchResult(NamedTuple):
-    """A line the rule recognised: who (``source``) and which failregex (``pattern``)."""
+    """A line the rule recognised: who (``source``) and which failregex (``pattern``).
+
+    ``distinct`` is the text of the rule's ``distinct`` field (``""`` when the pattern that
+    matched does not capture it); ``None`` for rules without ``distinct``.
+    """
 
     source: Address
     pattern: int
+    distinct: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,7 @@ class Matcher:
     __slots__ = (
         "_addresses",
         "_counters",
+        "_distinct",
         "_ignore",
         "_literal",
         "_literals",
@@ -74,6 +80,12 @@ class Matcher:
         self._slots = compiled.slots
         self._ignore = compiled.ignore
         self._addresses: dict[str, Address] = {}
+        field = rule.distinct
+        self._distinct: dict[int, int] | None = (
+            None
+            if field is None
+            else {slot: names[field] for slot, names in compiled.fields.items() if field in names}
+        )
 
     def _passes_prefilter(self, text: str) -> bool:
         if self._literal is not None:
@@ -117,7 +129,10 @@ class Matcher:
             if source is None:
                 self._counters.inc("invalid_host")
                 return None
-        return MatchResult(source, index)
+        if self._distinct is None:
+            return MatchResult(source, index)
+        group = self._distinct.get(found.lastindex or 0)
+        return MatchResult(source, index, (found.group(group) or "") if group else "")
 
     def explain(self, text: str) -> MatchExplanation:
         """Like :meth:`match`, but says why not, and counts nothing."""

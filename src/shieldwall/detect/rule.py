@@ -54,17 +54,36 @@ MAX_RETRY: Final = 1000
 MAX_FINDTIME: Final = 30 * 86400.0
 MAX_PATTERNS: Final = 100
 
+BUCKET_KINDS: Final = ("window", "leaky")
+"""``window``: fail2ban (``maxretry`` hits within ``findtime``); ``leaky``: CrowdSec
+(``capacity``, one hit leaks out every ``leakspeed``)."""
+
+_FIELD_TAG: Final = re.compile(r"<(/?)F-([A-Za-z][A-Za-z0-9_]{0,31})>")
+"""fail2ban-style named captures: ``<F-USER>…</F-USER>`` (used by ``distinct``)."""
+_FIELD_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+_MATCH_KEYS: Final = ("prefilter", "prefix", "failregex", "ignoreregex", "datepattern")
+"""What ``extends`` takes from the base rule: how lines are matched, not the bucket."""
+_WINDOW_KEYS: Final = ("maxretry", "findtime")
+_LEAKY_KEYS: Final = ("capacity", "leakspeed")
+
 _KEYS: Final = frozenset(
     {
         "name",
         "description",
+        "extends",
         "prefilter",
         "prefix",
         "failregex",
         "ignoreregex",
         "datepattern",
+        "bucket",
         "maxretry",
         "findtime",
+        "capacity",
+        "leakspeed",
+        "distinct",
+        "blackhole",
         "bantime",
     }
 )
@@ -107,13 +126,20 @@ class CompiledRule:
     patterns: tuple[re.Pattern[str], ...]  # each failregex alone, after the prefix (tools)
     ignore: re.Pattern[str] | None
     ignores: tuple[re.Pattern[str], ...]
+    fields: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    """``<F-NAME>`` captures: ``lastindex`` slot → {field name (lowercase) → group index}."""
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A detection definition (fail2ban ``failregex`` semantics) plus its bucket.
 
-    ``maxretry`` hits from one source within ``findtime`` seconds raise an alert.
+    ``bucket="window"`` (default, fail2ban): ``maxretry`` hits from one source within
+    ``findtime`` seconds raise an alert. ``bucket="leaky"`` (CrowdSec): each hit adds one to
+    the source's bucket, which leaks one every ``leakspeed`` seconds; a hit that finds it
+    holding ``capacity`` overflows it. ``distinct`` names an ``<F-NAME>`` capture: only hits
+    with a value new to the bucket count. After an alert, ``blackhole`` seconds pass before
+    the same source can raise another one for this rule.
     """
 
     name: str
@@ -127,6 +153,12 @@ class Rule:
     datepattern: str = "auto"
     bantime: float | None = None
     origin: str = "<rule>"
+    bucket: str = "window"
+    capacity: int | None = None
+    leakspeed: float | None = None
+    distinct: str | None = None
+    blackhole: float | None = None
+    extends: str | None = None
     compiled: CompiledRule = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -152,7 +184,43 @@ class Rule:
         for i, literal in enumerate(self.prefilter):
             if not literal:
                 raise _error(origin, f"prefilter[{i}]", "must not be empty")
-        object.__setattr__(self, "compiled", _compile(self))
+        self._check_bucket()
+        compiled = _compile(self)
+        if self.distinct is not None and not any(
+            self.distinct in names for names in compiled.fields.values()
+        ):
+            raise _error(origin, "distinct", f"no failregex captures <F-{self.distinct.upper()}>")
+        object.__setattr__(self, "compiled", compiled)
+
+    def _check_bucket(self) -> None:
+        origin = self.origin
+        if self.bucket not in BUCKET_KINDS:
+            raise _error(
+                origin, "bucket", f"unknown {self.bucket!r} (one of {', '.join(BUCKET_KINDS)})"
+            )
+        if self.bucket == "leaky":
+            capacity = self.capacity
+            if isinstance(capacity, bool) or not isinstance(capacity, int):
+                raise _error(origin, "capacity", "a leaky bucket needs an integer capacity")
+            if not 1 <= capacity <= MAX_RETRY:
+                raise _error(origin, "capacity", f"must be between 1 and {MAX_RETRY}")
+            if self.leakspeed is None or not 0 < self.leakspeed <= MAX_FINDTIME:
+                raise _error(
+                    origin,
+                    "leakspeed",
+                    f"a leaky bucket needs a leakspeed up to {MAX_FINDTIME:.0f} seconds",
+                )
+        elif self.capacity is not None or self.leakspeed is not None:
+            key = "capacity" if self.capacity is not None else "leakspeed"
+            raise _error(origin, key, 'only for bucket = "leaky" (use maxretry and findtime)')
+        if self.distinct is not None and self.bucket != "leaky":
+            raise _error(origin, "distinct", 'only for bucket = "leaky"')
+        if self.distinct is not None and not _FIELD_NAME.fullmatch(self.distinct):
+            raise _error(
+                origin, "distinct", f"{self.distinct!r} is not a field name (e.g. user, path)"
+            )
+        if self.blackhole is not None and not 0 < self.blackhole <= MAX_FINDTIME:
+            raise _error(origin, "blackhole", f"must be between 0 and {MAX_FINDTIME:.0f} seconds")
 
 
 def _outside_classes(source: str) -> Iterator[tuple[int, str, bool]]:
@@ -219,6 +287,30 @@ def _scoped(flags: str, body: str) -> str:
     return f"(?{flags}:{body})" if flags else body
 
 
+def _expand_fields(source: str, group: str, origin: str, key: str) -> tuple[str, list[str]]:
+    """``<F-USER>…</F-USER>`` → ``(?P<{group}user>…)``; also returns the field names."""
+    names: list[str] = []
+    opened: list[str] = []
+
+    def expand(tag: re.Match[str]) -> str:
+        name = tag.group(2).lower()
+        if not tag.group(1):
+            if name in names:
+                raise _error(origin, key, f"<F-{name.upper()}> appears twice")
+            names.append(name)
+            opened.append(name)
+            return f"(?P<{group}{name}>"
+        if not opened or opened[-1] != name:
+            raise _error(origin, key, f"</F-{name.upper()}> closes no open <F-{name.upper()}>")
+        opened.pop()
+        return ")"
+
+    expanded = _FIELD_TAG.sub(expand, source)
+    if opened:
+        raise _error(origin, key, f"<F-{opened[-1].upper()}> is not closed")
+    return expanded, names
+
+
 def _regex(source: str, origin: str, key: str) -> re.Pattern[str]:
     try:
         return re.compile(source)
@@ -235,8 +327,8 @@ def _compile(rule: Rule) -> CompiledRule:
 
     prefix: re.Pattern[str] | None = None
     if rule.prefix is not None:
-        if _PLACEHOLDER.search(rule.prefix):
-            raise _error(origin, "prefix", "must not contain <HOST> or <ADDR>")
+        if _PLACEHOLDER.search(rule.prefix) or _FIELD_TAG.search(rule.prefix):
+            raise _error(origin, "prefix", "must not contain <HOST>, <ADDR> or <F-…>")
         _check_groups(rule.prefix, origin, "prefix")
         prefix = _regex(rule.prefix, origin, "prefix")
 
@@ -273,24 +365,33 @@ def _compile(rule: Rule) -> CompiledRule:
     patterns: list[re.Pattern[str]] = []
     for i, body in enumerate(bodies):
         host = f"(?P<host>{HOST_PATTERN})"
-        alone = body.replace("<HOST>", host, 1).replace("<ADDR>", host, 1)
+        alone, _ = _expand_fields(body, "f_", origin, f"failregex[{i}]")
+        alone = alone.replace("<HOST>", host, 1).replace("<ADDR>", host, 1)
         patterns.append(_regex(f"{start}(?:{alone})", origin, f"failregex[{i}]"))
 
     parts = []
+    names_of: list[list[str]] = []
     for i, body in enumerate(bodies):
         host = f"(?P<host{i}>{HOST_PATTERN})"
-        parts.append(f"(?P<p{i}>{body.replace('<HOST>', host, 1).replace('<ADDR>', host, 1)})")
+        part, names = _expand_fields(body, f"f{i}_", origin, f"failregex[{i}]")
+        names_of.append(names)
+        parts.append(f"(?P<p{i}>{part.replace('<HOST>', host, 1).replace('<ADDR>', host, 1)})")
     combined = _regex(f"{start}(?:{'|'.join(parts)})", origin, "failregex")
     slots = {
         combined.groupindex[f"p{i}"]: (i, combined.groupindex[f"host{i}"])
         for i in range(len(bodies))
     }
+    fields = {
+        combined.groupindex[f"p{i}"]: {name: combined.groupindex[f"f{i}_{name}"] for name in names}
+        for i, names in enumerate(names_of)
+        if names
+    }
 
     ignores: list[re.Pattern[str]] = []
     for i, pattern in enumerate(rule.ignoreregex):
         key = f"ignoreregex[{i}]"
-        if _PLACEHOLDER.search(pattern):
-            raise _error(origin, key, "must not contain <HOST> or <ADDR>")
+        if _PLACEHOLDER.search(pattern) or _FIELD_TAG.search(pattern):
+            raise _error(origin, key, "must not contain <HOST>, <ADDR> or <F-…>")
         _check_groups(pattern, origin, key)
         ignores.append(_regex(pattern, origin, key))
     ignore = None
@@ -306,6 +407,7 @@ def _compile(rule: Rule) -> CompiledRule:
         patterns=tuple(patterns),
         ignore=ignore,
         ignores=tuple(ignores),
+        fields=fields,
     )
 
 
@@ -323,23 +425,46 @@ def _strings(value: object, origin: str, key: str) -> tuple[str, ...]:
     return tuple(_string(item, origin, f"{key}[{i}]") for i, item in enumerate(value))
 
 
-def parse_rule(data: Mapping[str, Any], name: str, origin: str) -> Rule:
+def parse_rule(
+    data: Mapping[str, Any], name: str, origin: str, base: Mapping[str, Any] | None = None
+) -> Rule:
     """Build a :class:`Rule` from a decoded TOML document (pure).
 
     ``name`` is the default when the document has no ``name`` (the file stem); ``origin``
-    (usually the file path) prefixes every error.
+    (usually the file path) prefixes every error. ``base`` is the decoded document of the rule
+    named by ``extends`` (``load_rule``/``builtin_rule`` read it): its matching keys
+    (prefilter, prefix, failregex, ignoreregex, datepattern) are taken, the bucket is not.
     """
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise _error(origin, unknown[0], f"unknown key (allowed: {', '.join(sorted(_KEYS))})")
+    extends = data.get("extends")
+    if extends is not None:
+        extends = _string(extends, origin, "extends")
+        data = _extended(data, extends, base, origin)
     if "failregex" not in data:
         raise _error(origin, "failregex", "is required")
 
+    kind = _string(data.get("bucket", "window"), origin, "bucket")
+    misplaced, why = (
+        (_WINDOW_KEYS, 'not for bucket = "leaky" (use capacity and leakspeed)')
+        if kind == "leaky"
+        else (_LEAKY_KEYS, 'only for bucket = "leaky"')
+    )
+    for key in misplaced:
+        if key in data:
+            raise _error(origin, key, why)
     maxretry = data.get("maxretry", 5)
     if isinstance(maxretry, bool) or not isinstance(maxretry, int):
         raise _error(origin, "maxretry", f"expected an integer, got {maxretry!r}")
+    capacity = data.get("capacity")
+    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)):
+        raise _error(origin, "capacity", f"expected an integer, got {capacity!r}")
     prefix = data.get("prefix")
     bantime = data.get("bantime")
+    leakspeed = data.get("leakspeed")
+    distinct = data.get("distinct")
+    blackhole = data.get("blackhole")
     return Rule(
         name=_string(data.get("name", name), origin, "name"),
         description=_string(data.get("description", ""), origin, "description"),
@@ -352,24 +477,55 @@ def parse_rule(data: Mapping[str, Any], name: str, origin: str) -> Rule:
         findtime=parse_duration(data.get("findtime", 600), origin, "findtime"),
         bantime=None if bantime is None else parse_duration(bantime, origin, "bantime"),
         origin=origin,
+        bucket=kind,
+        capacity=capacity,
+        leakspeed=None if leakspeed is None else parse_duration(leakspeed, origin, "leakspeed"),
+        distinct=None if distinct is None else _string(distinct, origin, "distinct"),
+        blackhole=None if blackhole is None else parse_duration(blackhole, origin, "blackhole"),
+        extends=extends,
     )
+
+
+def _extended(
+    data: Mapping[str, Any], extends: str, base: Mapping[str, Any] | None, origin: str
+) -> dict[str, Any]:
+    """``data`` with the matching keys of the rule it extends."""
+    if base is None:
+        raise _error(origin, "extends", f"rule {extends!r} was not given (use load_rule)")
+    if "extends" in base:
+        raise _error(origin, "extends", f"{extends!r} extends another rule itself")
+    for key in _MATCH_KEYS:
+        if key in data:
+            raise _error(origin, key, f"comes from the extended rule {extends!r}; remove it")
+    return {**{key: base[key] for key in _MATCH_KEYS if key in base}, **data}
 
 
 class _Readable(Protocol):
     def read_text(self, encoding: str | None = ...) -> str: ...
 
 
-def _load(source: _Readable, name: str, origin: str) -> Rule:
+def _read(source: _Readable, origin: str) -> dict[str, Any]:
     """The one place rule files are read."""
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"{origin}: cannot read: {exc}") from exc
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{origin}: not valid TOML: {exc}") from exc
-    return parse_rule(data, name, origin)
+
+
+def _load(source: _Readable, name: str, origin: str) -> Rule:
+    data = _read(source, origin)
+    extends = data.get("extends")
+    base = None
+    if isinstance(extends, str):  # the rule it extends is always a shipped one
+        if extends not in builtin_rule_names():
+            raise _error(origin, "extends", f"no built-in rule {extends!r}")
+        resource = importlib.resources.files("shieldwall.rules").joinpath(f"{extends}.toml")
+        base = _read(resource, f"shieldwall/rules/{extends}.toml")
+    return parse_rule(data, name, origin, base)
 
 
 def load_rule(path: str | Path) -> Rule:

@@ -74,30 +74,31 @@ class StampCache:
 
     Consecutive log lines mostly share their second; for a line that starts with a syslog
     stamp (``Mar  1 00:00:05 ``) the result depends only on those 16 characters and ``now``,
-    so the last result is reused. Anything else is parsed in full.
+    so the last result is reused. Anything else is parsed in full. ``key``, ``now`` and
+    ``epoch_value`` are public so the detector's hot loop can test the cache inline.
     """
 
-    __slots__ = ("_at", "_epoch", "_key", "_now", "_parse", "cacheable")
+    __slots__ = ("_parse", "at", "cacheable", "epoch_value", "key", "now")
 
     def __init__(self, parse: Callable[[str, datetime], datetime | None], datepattern: str) -> None:
         self._parse = parse
         self.cacheable = datepattern in ("syslog", "auto")
-        self._key = ""
-        self._now: datetime | None = None
-        self._at: datetime | None = None
-        self._epoch: float | None = None
+        self.key = ""
+        self.now: datetime | None = None
+        self.at: datetime | None = None
+        self.epoch_value: float | None = None
 
     def epoch(self, line: str, now: datetime) -> float | None:
         """Like :meth:`get`, as epoch seconds."""
-        if line[:16] == self._key and now == self._now:
-            return self._epoch
+        if line[:16] == self.key and now is self.now:
+            return self.epoch_value
         at = self.get(line, now)
         return None if at is None else at.timestamp()
 
     def get(self, line: str, now: datetime) -> datetime | None:
         key = line[:16]
-        if key == self._key and now == self._now:
-            return self._at
+        if key == self.key and now is self.now:
+            return self.at
         at = self._parse(line, now)
         if (
             self.cacheable
@@ -105,5 +106,5 @@ class StampCache:
             and key[:3] in _MONTHS
             and _SYSLOG_START.fullmatch(key) is not None
         ):
-            self._key, self._now, self._at, self._epoch = key, now, at, at.timestamp()
+            self.key, self.now, self.at, self.epoch_value = key, now, at, at.timestamp()
         return at

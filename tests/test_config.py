@@ -107,3 +107,33 @@ def test_files_resolve_relative_paths_and_report_toml_errors(tmp_path: Path) -> 
         load_council(tmp_path / "bad.toml")
     with pytest.raises(ConfigError, match="cannot read"):
         load_council(tmp_path / "missing.toml")
+
+
+def test_watch_kinds() -> None:
+    a = parse_agent(
+        {
+            **AGENT,
+            "watch": [
+                {"path": "/var/log/auth.log", "rules": ["sshd"]},
+                {"journal": ["_SYSTEMD_UNIT=ssh.service"], "rules": ["sshd"]},
+                {"stdin": True, "rules": ["sshd"]},
+            ],
+        },
+        "a.toml",
+    )
+    assert [w.kind for w in a.watch] == ["file", "journal", "stdin"]
+    assert a.watch[1].key == "journal:_SYSTEMD_UNIT=ssh.service"
+    assert a.watch[0].key == "/var/log/auth.log"
+
+
+@pytest.mark.parametrize(
+    "watch",
+    [
+        {"path": "/x", "journal": ["A=b"], "rules": ["sshd"]},
+        {"rules": ["sshd"]},
+        {"path": "/x", "journal-directory": "/j", "rules": ["sshd"]},
+    ],
+)
+def test_a_watch_names_exactly_one_source(watch: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match=r"a\.toml: watch"):
+        parse_agent({**AGENT, "watch": [watch]}, "a.toml")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from zoneinfo import ZoneInfo
 from shieldwall.agent.client import CouncilClient, new_report_id
 from shieldwall.agent.sources.base import Batch
 from shieldwall.agent.sources.file import FileSource, Position
+from shieldwall.agent.sources.journald import JournalBatch, JournalPosition, JournalSource
+from shieldwall.agent.sources.stdin import StdinSource
 from shieldwall.agent.state import AgentState
 from shieldwall.clock import Clock, SystemClock
 from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
@@ -35,6 +38,8 @@ from shieldwall.wire import signing
 from shieldwall.wire.messages import Snapshot, alert_to_wire, decision_from_wire
 
 log = logging.getLogger("shieldwall.agent")
+
+AnyBatch = Batch | JournalBatch
 
 PRUNE_EVERY = timedelta(minutes=1)
 
@@ -159,7 +164,7 @@ class Agent:
             asyncio.create_task(self._housekeep(), name="housekeep"),
         ]
         tasks += [
-            asyncio.create_task(self._tail(w, rules), name=f"tail:{w.path}")
+            asyncio.create_task(self._tail(w, rules), name=f"tail:{w.key}")
             for w, rules in self._watches
         ]
         stop = asyncio.create_task(self._stop.wait())
@@ -199,28 +204,52 @@ class Agent:
             if rule in rule_names
         )
         detector.touched()  # start tracking changes from here
-        saved = self.state.position(watch.path)
-        start = Position.from_dict(saved) if saved else None
-        source = FileSource(watch.path, start, from_end=watch.from_end and start is None)
-        last = start
+        key = watch.key
+        saved = self.state.position(key) if watch.kind != "stdin" else None
         pruned = self.clock.now()
-        try:
-            while True:
-                batch = source.poll()
-                if batch is None:
-                    await asyncio.sleep(self.config.poll_interval)
-                    continue
-                if not batch.lines and not batch.skipped and batch.position == last:
-                    continue
-                if (now := self.clock.now()) - pruned > PRUNE_EVERY:
-                    detector.prune(now)  # idle buckets go; their rows are deleted next commit
-                    pruned = now
-                await self._handle_batch(watch.path, detector, batch)
-                last = batch.position
-        finally:
-            source.close()
 
-    async def _handle_batch(self, path: str, detector: Detector, batch: Batch) -> None:
+        async def handle(batch: AnyBatch) -> None:
+            nonlocal pruned
+            if (now := self.clock.now()) - pruned > PRUNE_EVERY:
+                detector.prune(now)  # idle buckets go; their rows are deleted next commit
+                pruned = now
+            await self._handle_batch(key, detector, batch)
+
+        if watch.kind == "file":
+            start = Position.from_dict(saved) if saved else None
+            source = FileSource(watch.path, start, from_end=watch.from_end and start is None)
+            last = start
+            try:
+                while True:
+                    batch = source.poll()
+                    if batch is None:
+                        await asyncio.sleep(self.config.poll_interval)
+                        continue
+                    if not batch.lines and not batch.skipped and batch.position == last:
+                        continue
+                    await handle(batch)
+                    last = batch.position
+            finally:
+                source.close()
+        elif watch.kind == "journal":
+            journal = JournalSource(
+                matches=watch.journal,
+                start=JournalPosition.from_dict(saved) if saved else None,
+                directory=watch.journal_directory,
+                from_end=watch.from_end,
+            )
+            async with contextlib.aclosing(journal.batches(self.config.poll_interval)) as jb:
+                async for jbatch in jb:
+                    await handle(jbatch)
+        else:
+            stdin = StdinSource(sys.stdin.buffer)
+            async with contextlib.aclosing(stdin.batches()) as sb:
+                async for sbatch in sb:
+                    await handle(sbatch)
+            log.info("stdin.ended lines=%d", stdin.counters.get("lines"))
+            await asyncio.Event().wait()  # input ended; keep following the council
+
+    async def _handle_batch(self, path: str, detector: Detector, batch: AnyBatch) -> None:
         now = self.clock.now()
         before = dict(detector.counters.values)
         alerts: list[Alert] = detector.feed_many(batch.lines, now, hits=False).alerts

@@ -130,7 +130,7 @@ def status(config_path: str, as_json: bool) -> None:
         "local_bans": len(state.local_bans(now)),
         "outbox": state.outbox_size(),
         "counters": state.counters(),
-        "positions": {w.path: state.position(w.path) for w in cfg.watch},
+        "positions": {w.key: state.position(w.key) for w in cfg.watch},
     }
     state.close()
     if as_json:

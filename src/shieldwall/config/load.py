@@ -43,7 +43,16 @@ def load_agent(path: str | Path) -> AgentConfig:
         cfg,
         key_file=_resolve(base, cfg.key_file),
         state_dir=_resolve(base, cfg.state_dir),
-        watch=tuple(replace(w, path=_resolve(base, w.path)) for w in cfg.watch),
+        watch=tuple(
+            replace(
+                w,
+                path=_resolve(base, w.path) if w.kind == "file" else w.path,
+                journal_directory=_resolve(base, w.journal_directory)
+                if w.journal_directory
+                else None,
+            )
+            for w in cfg.watch
+        ),
         enforcers=tuple(
             replace(e, path=_resolve(base, e.path) if e.path else None) for e in cfg.enforcers
         ),

@@ -124,8 +124,11 @@ def parse_council(data: dict[str, Any], origin: str) -> CouncilConfig:
 
 
 class _WatchToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
-    path: str
     rules: list[str]
+    path: str | None = None
+    journal: list[str] | None = None  # journalctl matches, e.g. ["_SYSTEMD_UNIT=ssh.service"]
+    journal_directory: str | None = None
+    stdin: bool = False
     from_end: bool = False
 
 
@@ -152,9 +155,24 @@ class _AgentToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
 
 @dataclass(frozen=True, slots=True)
 class Watch:
+    """One log source and the rules run on it: a file (``path``), the systemd journal
+    (``journal`` matches), or standard input (``stdin``)."""
+
     path: str
     rules: tuple[str, ...]
     from_end: bool
+    kind: str = "file"  # file | journal | stdin
+    journal: tuple[str, ...] = ()
+    journal_directory: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Where the agent stores this source's read position."""
+        if self.kind == "journal":
+            return "journal:" + " ".join(self.journal) + (
+                f" @{self.journal_directory}" if self.journal_directory else ""
+            )
+        return self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +215,30 @@ def parse_agent(data: dict[str, Any], origin: str) -> AgentConfig:
     check_member_name(raw.member, origin)
     if not raw.council.startswith(("http://", "https://")):
         raise ConfigError(origin, "council", f"{raw.council!r} is not an http(s) URL")
+    watches = []
     for i, w in enumerate(raw.watch):
         if not w.rules:
             raise ConfigError(origin, f"watch[{i}].rules", "name at least one rule")
+        given = [k for k, v in (("path", w.path), ("journal", w.journal), ("stdin", w.stdin)) if v]
+        if len(given) != 1:
+            raise ConfigError(
+                origin, f"watch[{i}]", "give exactly one of path, journal or stdin = true"
+            )
+        kind = "file" if given == ["path"] else given[0]
+        if w.journal_directory and kind != "journal":
+            raise ConfigError(origin, f"watch[{i}].journal-directory", "only with journal")
+        watches.append(
+            Watch(
+                path=w.path or ("-" if kind == "stdin" else ""),
+                rules=tuple(w.rules),
+                from_end=w.from_end,
+                kind=kind,
+                journal=tuple(w.journal or ()),
+                journal_directory=w.journal_directory,
+            )
+        )
+    if sum(w.kind == "stdin" for w in watches) > 1:
+        raise ConfigError(origin, "watch", "standard input can be watched once")
     return AgentConfig(
         member=raw.member,
         key_file=raw.key_file,
@@ -211,7 +250,7 @@ def parse_agent(data: dict[str, Any], origin: str) -> AgentConfig:
         local_ban_duration=parse_duration(raw.local_ban_duration, origin, "local-ban-duration"),
         protect_private=raw.protect_private,
         allowlist=_scopes(raw.allowlist, origin, "allowlist"),
-        watch=tuple(Watch(w.path, tuple(w.rules), w.from_end) for w in raw.watch),
+        watch=tuple(watches),
         enforcers=tuple(EnforcerSpec(e.kind, e.path, e.table) for e in raw.enforcer),
         origin=origin,
     )

@@ -3,7 +3,9 @@
 ``tests/rules/samples/<rule>.log``: each log line is preceded by
 ``# expect: {"match": true, "source": "1.2.3.4", "time": "2024-01-02T03:04:05+00:00"}`` or
 ``# expect: {"match": false}``. ``# now: <ISO 8601>`` sets the reading time (default below);
-syslog stamps are read in UTC. Other ``#`` lines are comments.
+syslog stamps are read in UTC. Other ``#`` lines are comments. A rule that only ``extends``
+another (it matches lines the same way, with its own bucket) is checked against the sample
+of the rule it extends.
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ def read_samples(path: Path) -> tuple[datetime, list[Sample]]:
 RULES = builtin_rule_names()
 
 
+def sample_path(name: str) -> Path:
+    """The sample log of a rule: its own, or that of the rule it extends."""
+    extends = builtin_rule(name).extends
+    return SAMPLES / f"{extends if extends is not None else name}.log"
+
+
 def test_rules_are_shipped() -> None:
     """The three v1 rules are package data."""
     assert {"sshd", "nginx-http-auth", "nginx-botsearch"} <= set(RULES)
@@ -71,7 +79,7 @@ def test_rules_are_shipped() -> None:
 @pytest.mark.parametrize("name", RULES)
 def test_every_rule_has_samples(name: str) -> None:
     """No rule ships without an annotated sample log."""
-    path = SAMPLES / f"{name}.log"
+    path = sample_path(name)
 
     assert path.is_file(), f"no sample log {path}"
 
@@ -80,7 +88,7 @@ def test_every_rule_has_samples(name: str) -> None:
 def test_expectations_hold(name: str) -> None:
     """match, source and time of every sample line, through explain() and through feed()."""
     rule = builtin_rule(name)
-    now, samples = read_samples(SAMPLES / f"{name}.log")
+    now, samples = read_samples(sample_path(name))
     failures = []
     for sample in samples:
         raw = sample.line.encode("utf-8")
@@ -105,7 +113,7 @@ def test_expectations_hold(name: str) -> None:
 def test_every_pattern_is_exercised(name: str) -> None:
     """CI refuses a failregex that no sample hits (fail2ban samplestestcase)."""
     rule = builtin_rule(name)
-    now, samples = read_samples(SAMPLES / f"{name}.log")
+    now, samples = read_samples(sample_path(name))
     used = set()
     for sample in samples:
         if sample.expect["match"]:
@@ -118,7 +126,7 @@ def test_every_pattern_is_exercised(name: str) -> None:
 @pytest.mark.parametrize("name", RULES)
 def test_samples_have_true_and_false_cases(name: str) -> None:
     """A sample file shows what the rule must catch and what it must leave alone."""
-    _, samples = read_samples(SAMPLES / f"{name}.log")
+    _, samples = read_samples(sample_path(name))
     kinds = {sample.expect["match"] for sample in samples}
 
     assert {True, False} == kinds

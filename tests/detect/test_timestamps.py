@@ -257,3 +257,22 @@ def test_syslog_round_trip(when: datetime) -> None:
     line = f"{when:%b} {when.day:2d} {when:%H:%M:%S} host prog: x"
 
     assert when.replace(microsecond=0) == parse_time(line, "syslog", NOW, UTC)
+
+
+@pytest.mark.parametrize(
+    ("line", "iso"),
+    [
+        (
+            "<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 - msg",
+            "2003-10-11T22:14:15.003000+00:00",
+        ),
+        ("<13>Mar  1 00:00:01 host sshd[1]: x", "2026-03-01T00:00:01+00:00"),
+    ],
+)
+def test_syslog_priority_prefixes_rfc3164_and_rfc5424(line: str, iso: str) -> None:
+    from shieldwall.detect.timestamps import parse_time
+
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+    got = parse_time(line, "auto", now, UTC)
+    assert got is not None
+    assert got.isoformat() == iso

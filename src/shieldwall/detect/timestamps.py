@@ -52,6 +52,7 @@ _ISO = re.compile(
 _EPOCH = re.compile(r"(\d{9,10})(?:\.(\d{1,9}))?(?![\d.])")
 _CLF = re.compile(r"\[(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d{4})\]")
 
+_PRIORITY = re.compile(r"<\d{1,3}>(?:\d{1,2} )?")
 _ONE_DAY: Final = timedelta(days=1)
 _MAX_OFFSET: Final = timedelta(hours=24)
 
@@ -110,14 +111,21 @@ class TimeParser:
         self._cache: dict[str, tuple[str, datetime, datetime | None]] = {}
 
     def parse(self, line: str, now: datetime) -> datetime | None:
-        """The line's timestamp in UTC, or ``None``. ``now`` must be timezone-aware."""
+        """The line's timestamp in UTC, or ``None``. ``now`` must be timezone-aware.
+
+        A syslog priority at the line start (``<34>`` of RFC 3164, ``<34>1 `` of RFC 5424)
+        is stepped over: the stamp follows it.
+        """
+        start = 0
+        if line.startswith("<") and (pri := _PRIORITY.match(line)) is not None:
+            start = pri.end()
         for kind in self._order:
             if kind == "syslog":
-                match = _SYSLOG.match(line)
+                match = _SYSLOG.match(line, start)
             elif kind == "iso8601":
-                match = _ISO.match(line)
+                match = _ISO.match(line, start)
             elif kind == "epoch":
-                match = _EPOCH.match(line)
+                match = _EPOCH.match(line, start)
             else:
                 match = _clf_search(line)
             if match is None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from shieldwall.detect.bucket import BucketKey, BucketRow, BucketSet
+from shieldwall.detect.fail2ban.engine import Fail2banEngine
 from shieldwall.detect.matcher import Matcher
 from shieldwall.detect.rule import Rule
 from shieldwall.detect.scan import StampCache, block_scanner
@@ -83,12 +84,14 @@ class _Unit:
     def __init__(self, rule: Rule, tz: tzinfo, max_tracked: int, counters: Counters) -> None:
         self.rule = rule
         self.name = rule.name
-        self.matcher = Matcher(rule, counters)
+        # a dialect = "fail2ban" rule brings its own engine (matching, dates, multi-line state)
+        engine = rule.fail2ban.engine(tz, counters) if rule.fail2ban is not None else None
+        self.matcher: Matcher | Fail2banEngine = engine or Matcher(rule, counters)
         self.match = self.matcher.match
-        self.parse = TimeParser(rule.datepattern, tz).parse
+        self.parse = engine.parse if engine is not None else TimeParser(rule.datepattern, tz).parse
         # a distinct field's value comes from Matcher.match: such rules go line by line
-        self.scanner = block_scanner(rule) if rule.distinct is None else None
-        self.stamp = StampCache(self.parse, rule.datepattern)
+        self.scanner = block_scanner(rule) if rule.distinct is None and engine is None else None
+        self.stamp = StampCache(self.parse, rule.datepattern if engine is None else "fail2ban")
         self.addresses: dict[str, Address | None] = {}
         self.buckets = BucketSet.for_rule(rule, max_tracked, counters=counters)
 
@@ -350,7 +353,7 @@ class Detector:
                 line_no += block.count("\n", seen, start)
                 seen = start
                 ordered.append((line_no, order, Hit(unit.name, one.source, at, one.pattern, line)))
-            alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line)
+            alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line, one.distinct)
             if alert is not None:
                 detection.alerts.append(alert)
         return total
@@ -398,7 +401,7 @@ class Detector:
                 result.append(Explanation(unit.name, "too-long", detail))
                 continue
             why = unit.matcher.explain(text)
-            at = TimeParser(unit.rule.datepattern, self.tz).parse(text, now)
+            at = unit.parse(text, now)
             result.append(
                 Explanation(
                     rule=unit.name,

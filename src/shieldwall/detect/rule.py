@@ -16,10 +16,13 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shieldwall.detect.timestamps import DATE_PATTERNS
 from shieldwall.errors import RuleError
+
+if TYPE_CHECKING:
+    from shieldwall.detect.fail2ban.engine import CompiledFilter
 
 __all__ = [
     "HOST_PATTERN",
@@ -85,8 +88,16 @@ _KEYS: Final = frozenset(
         "distinct",
         "blackhole",
         "bantime",
+        "dialect",
+        "prefregex",
+        "maxlines",
+        "journalmatch",
     }
 )
+
+DIALECTS: Final = ("native", "fail2ban")
+"""``native``: the format above; ``fail2ban``: fail2ban's matching semantics (date cut out
+by a fail2ban ``datepattern``, ``prefregex``, tags, ``maxlines``), see ``docs/fail2ban.md``."""
 
 
 def _error(origin: str, key: str, why: str) -> RuleError:
@@ -159,7 +170,14 @@ class Rule:
     distinct: str | None = None
     blackhole: float | None = None
     extends: str | None = None
+    dialect: str = "native"
+    prefregex: str | None = None
+    maxlines: int = 1
+    journalmatch: tuple[str, ...] = ()
     compiled: CompiledRule = field(init=False, repr=False, compare=False)
+    fail2ban: CompiledFilter | None = field(init=False, repr=False, compare=False, default=None)
+    """The compiled filter of a ``dialect = "fail2ban"`` rule (``compiled`` then never
+    matches: the detector runs :meth:`CompiledFilter.engine` instead)."""
 
     def __post_init__(self) -> None:
         origin = self.origin
@@ -175,6 +193,11 @@ class Rule:
             raise _error(origin, "findtime", f"must be between 0 and {MAX_FINDTIME:.0f} seconds")
         if self.bantime is not None and not self.bantime > 0:
             raise _error(origin, "bantime", "must be greater than zero")
+        if self.dialect != "native":
+            self._init_dialect()
+            return
+        if self.prefregex is not None or self.maxlines != 1 or self.journalmatch:
+            raise _error(origin, "dialect", 'prefregex, maxlines, journalmatch need "fail2ban"')
         if self.datepattern not in DATE_PATTERNS:
             raise _error(
                 origin,
@@ -191,6 +214,17 @@ class Rule:
         ):
             raise _error(origin, "distinct", f"no failregex captures <F-{self.distinct.upper()}>")
         object.__setattr__(self, "compiled", compiled)
+
+    def _init_dialect(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise _error(
+                self.origin, "dialect", f"unknown {self.dialect!r} (one of {', '.join(DIALECTS)})"
+            )
+        self._check_bucket()
+        from shieldwall.detect.fail2ban.rules import compile_rule
+
+        object.__setattr__(self, "fail2ban", compile_rule(self))
+        object.__setattr__(self, "compiled", _never_matches())
 
     def _check_bucket(self) -> None:
         origin = self.origin
@@ -411,6 +445,12 @@ def _compile(rule: Rule) -> CompiledRule:
     )
 
 
+def _never_matches() -> CompiledRule:
+    """The ``compiled`` of rules run by another engine: a regex that matches nothing."""
+    never = re.compile(r"(?P<p0>(?!)(?P<host0>))")
+    return CompiledRule(never, True, {1: (0, 2)}, None, (never,), None, ())
+
+
 def _string(value: object, origin: str, key: str) -> str:
     if not isinstance(value, str):
         raise _error(origin, key, f"expected a string, got {type(value).__name__}")
@@ -465,6 +505,10 @@ def parse_rule(
     leakspeed = data.get("leakspeed")
     distinct = data.get("distinct")
     blackhole = data.get("blackhole")
+    prefregex = data.get("prefregex")
+    maxlines = data.get("maxlines", 1)
+    if isinstance(maxlines, bool) or not isinstance(maxlines, int) or maxlines < 1:
+        raise _error(origin, "maxlines", f"expected an integer of at least 1, got {maxlines!r}")
     return Rule(
         name=_string(data.get("name", name), origin, "name"),
         description=_string(data.get("description", ""), origin, "description"),
@@ -483,6 +527,10 @@ def parse_rule(
         distinct=None if distinct is None else _string(distinct, origin, "distinct"),
         blackhole=None if blackhole is None else parse_duration(blackhole, origin, "blackhole"),
         extends=extends,
+        dialect=_string(data.get("dialect", "native"), origin, "dialect"),
+        prefregex=None if prefregex is None else _string(prefregex, origin, "prefregex"),
+        maxlines=maxlines,
+        journalmatch=_strings(data.get("journalmatch", []), origin, "journalmatch"),
     )
 
 

@@ -2,6 +2,9 @@
 
 ``judge_alert`` and ``judge_manual`` take plain values (the alert, the reporter, the protected
 set, the active decisions, ``now``) and return a :class:`Verdict`; they never do I/O.
+The whole treaty (alliance-wide detection, quorum, blast radius, sanctions, consultation,
+revocation) is :class:`shieldwall.treaty.engine.Treaty`; its ``Decide`` and ``Refuse``
+effects are the verdicts below, with their evidence chain filled in.
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ from shieldwall.model import (
     Refusal,
     Scope,
     address_scope,
+)
+from shieldwall.treaty.evidence import (
+    ARTICLE5,
+    INVALID_DURATION,
+    MEMBER_REVOKED,
+    NO_EVIDENCE,
+    OPERATOR,
+    OPERATOR_FORCE,
+    Evidence,
+    Exhibit,
 )
 from shieldwall.treaty.protect import Protected
 
@@ -41,16 +54,24 @@ class MemberInfo:
     name: str
     trust: str
     revoked: bool = False
+    addresses: tuple[Scope, ...] = ()
+    """The member's own addresses: protected, never decided against."""
 
 
 @dataclass(frozen=True, slots=True)
 class Decide:
+    """Append ``decision`` to the decision log."""
+
     decision: Decision
+    evidence: Evidence = NO_EVIDENCE
 
 
 @dataclass(frozen=True, slots=True)
 class Refuse:
+    """Record ``refusal`` (``refusal.reason`` is the clause id that refused)."""
+
     refusal: Refusal
+    evidence: Evidence = NO_EVIDENCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +94,18 @@ def judge_alert(
     new_id: str,
 ) -> Verdict:
     scope = address_scope(alert.source)
+    exhibit = Exhibit(member.name, "alert", now, alert.rule, alert.count)
     if member.revoked:
-        return Refuse(Refusal(scope, "member-revoked", member.name, now, alert.rule))
+        return Refuse(
+            Refusal(scope, MEMBER_REVOKED, member.name, now, alert.rule),
+            Evidence.of((MEMBER_REVOKED,), (member.name,), (exhibit,)),
+        )
     reason = protected.reason_for(scope)
     if reason is not None:
-        return Refuse(Refusal(scope, reason, member.name, now, alert.rule))
+        return Refuse(
+            Refusal(scope, reason, member.name, now, alert.rule),
+            Evidence.of((reason, ARTICLE5), (member.name,), (exhibit,)),
+        )
     duration = config.ban_duration
     if config.honour_rule_bantime and alert.bantime is not None:
         duration = alert.bantime
@@ -97,7 +125,7 @@ def judge_alert(
         member=member.name,
         rule=alert.rule,
     )
-    return Decide(decision)
+    return Decide(decision, Evidence.of((ARTICLE5,), (member.name,), (exhibit,), decision.reason))
 
 
 def judge_manual(
@@ -111,12 +139,15 @@ def judge_manual(
     force: bool = False,
 ) -> Verdict:
     """An operator's ``shieldwall ban``: protected targets are refused unless ``force``."""
-    if not force:
-        why = protected.reason_for(scope)
-        if why is not None:
-            return Refuse(Refusal(scope, why, None, now))
+    why = protected.reason_for(scope)
+    if why is not None and not force:
+        return Refuse(Refusal(scope, why, None, now), Evidence.of((why, OPERATOR)))
     if not (0 < duration <= MAX_DURATION):
-        return Refuse(Refusal(scope, "invalid-duration", None, now))
+        return Refuse(
+            Refusal(scope, INVALID_DURATION, None, now), Evidence.of((INVALID_DURATION, OPERATOR))
+        )
+    clauses = (OPERATOR,) if why is None else (OPERATOR, OPERATOR_FORCE, why)
+    exhibit = Exhibit(None, "operator", now)
     return Decide(
         Decision(
             id=new_id,
@@ -126,7 +157,8 @@ def judge_manual(
             reason=reason or "operator ban",
             created=now,
             expires=now + timedelta(seconds=duration),
-        )
+        ),
+        Evidence.of(clauses, (), (exhibit,), reason or "operator ban"),
     )
 
 

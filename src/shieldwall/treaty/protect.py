@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shieldwall.model import Scope
 
@@ -39,6 +39,17 @@ class Protected:
     """The set of protected networks, each with the reason it is protected."""
 
     entries: tuple[tuple[Scope, str], ...]
+    _hosts: dict[tuple[int, int], dict[Scope, tuple[int, str]]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        # (version, prefix length) → network → (first entry index, reason): a single address
+        # is checked with one dict lookup per prefix length instead of one overlap per entry
+        index: dict[tuple[int, int], dict[Scope, tuple[int, str]]] = {}
+        for i, (net, reason) in enumerate(self.entries):
+            index.setdefault((net.version, net.prefixlen), {}).setdefault(net, (i, reason))
+        object.__setattr__(self, "_hosts", index)
 
     @classmethod
     def build(
@@ -60,7 +71,17 @@ class Protected:
         return cls(tuple(entries))
 
     def reason_for(self, scope: Scope) -> str | None:
-        """The reason ``scope`` may not be decided, or None if it may."""
+        """The reason ``scope`` may not be decided, or None if it may (the first entry that
+        overlaps it, in ``entries`` order)."""
+        if scope.num_addresses == 1:
+            best: tuple[int, str] | None = None
+            for (version, prefix), nets in self._hosts.items():
+                if version != scope.version:
+                    continue
+                hit = nets.get(scope.supernet(new_prefix=prefix))
+                if hit is not None and (best is None or hit[0] < best[0]):
+                    best = hit
+            return None if best is None else best[1]
         for net, reason in self.entries:
             if net.version == scope.version and net.overlaps(scope):
                 return reason

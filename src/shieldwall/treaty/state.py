@@ -1,0 +1,443 @@
+"""The treaty's memory between events: a plain, bounded, serialisable value.
+
+- ``sources``: alliance-wide buckets, per source address: failures per rule per member, and
+  successes per member, in time slots of ``granularity`` seconds (the sliding window moves
+  by one slot). At most ``alliance.max-sources`` sources; the least recently seen is evicted
+  and counted (``sources.evicted``).
+- ``activity``: failures per member per rule, same slots (forward presence).
+- ``pending``: low-trust members' requests waiting for a quorum (at most ``quorum.max-pending``).
+- ``concerns``: open consultations (at most ``consult.max-open``).
+- ``ledger``: the active decisions the treaty knows, each with its evidence chain.
+- ``offenders``: how many times each scope was decided, for ``sanction.repeat``.
+- ``blast``, ``flagged``: decisions caused per member in the blast-radius window; flags.
+- ``allowlist``: scopes protected at run time (``AllowlistAdd``), on top of the configured ones.
+
+``to_plain``/``from_plain`` round-trip it through JSON-ready values; the indexes are rebuilt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shieldwall.model import Address, Decision, Scope, parse_address, scope_str
+from shieldwall.treaty.effects import Concern
+from shieldwall.treaty.evidence import (
+    Evidence,
+    Exhibit,
+    decision_from,
+    decision_plain,
+    opt_str,
+    scope_from,
+    time_from,
+    time_plain,
+)
+from shieldwall.treaty.terms import TreatyTerms
+
+STATE_VERSION = 1
+MAX_RULES_PER_SOURCE = 32
+"""Distinct rules tracked per source (more are skipped and counted: ``sightings.rules-capped``)."""
+MAX_RULES_PER_MEMBER = 64
+MAX_COUNT = 1_000_000
+"""A single sighting counts at most this many events."""
+
+Slots = dict[int, int]
+"""Slot index (``floor(epoch / granularity)``) → count."""
+
+
+def _slots_plain(slots: Slots) -> list[list[int]]:
+    return [[k, v] for k, v in slots.items()]
+
+
+def _slots_from(data: Any) -> Slots:
+    return {int(k): int(v) for k, v in data}
+
+
+def _sum(slots: Slots, lo: int) -> int:
+    return sum(v for k, v in slots.items() if k >= lo)
+
+
+def _prune(slots: Slots, lo: int) -> None:
+    for k in [k for k in slots if k < lo]:
+        del slots[k]
+
+
+@dataclass(slots=True)
+class Track:
+    """One source's alliance-wide bucket."""
+
+    failures: dict[str, dict[str, Slots]] = field(default_factory=dict)
+    """rule → member → slots."""
+    successes: dict[str, Slots] = field(default_factory=dict)
+    """member → slots."""
+    vetoed: datetime | None = None
+    """When friendly fire last refused a decision on sums (refused once per window)."""
+
+    def add_failure(self, rule: str, member: str, slot: int, count: int) -> bool:
+        by_member = self.failures.get(rule)
+        if by_member is None:
+            if len(self.failures) >= MAX_RULES_PER_SOURCE:
+                return False
+            by_member = self.failures[rule] = {}
+        slots = by_member.setdefault(member, {})
+        slots[slot] = min(slots.get(slot, 0) + count, MAX_COUNT)
+        return True
+
+    def add_success(self, member: str, slot: int, count: int) -> None:
+        slots = self.successes.setdefault(member, {})
+        slots[slot] = min(slots.get(slot, 0) + count, MAX_COUNT)
+
+    def failures_for(self, rule: str, lo: int) -> dict[str, int]:
+        """member → failures of ``rule`` in slots ≥ ``lo`` (members with none left out)."""
+        out: dict[str, int] = {}
+        for member, slots in self.failures.get(rule, {}).items():
+            n = _sum(slots, lo)
+            if n:
+                out[member] = n
+        return out
+
+    def failures_any(self, lo: int) -> dict[str, int]:
+        """member → failures of any rule in slots ≥ ``lo``."""
+        out: dict[str, int] = {}
+        for by_member in self.failures.values():
+            for member, slots in by_member.items():
+                n = _sum(slots, lo)
+                if n:
+                    out[member] = out.get(member, 0) + n
+        return out
+
+    def successes_in(self, lo: int) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for member, slots in self.successes.items():
+            n = _sum(slots, lo)
+            if n:
+                out[member] = n
+        return out
+
+    def prune(self, lo: int) -> bool:
+        """Forget slots below ``lo``; True when nothing is left."""
+        for rule in list(self.failures):
+            by_member = self.failures[rule]
+            for member in list(by_member):
+                _prune(by_member[member], lo)
+                if not by_member[member]:
+                    del by_member[member]
+            if not by_member:
+                del self.failures[rule]
+        for member in list(self.successes):
+            _prune(self.successes[member], lo)
+            if not self.successes[member]:
+                del self.successes[member]
+        return not self.failures and not self.successes
+
+    def drop_member(self, name: str) -> bool:
+        """Forget a revoked member's counts; True when nothing is left."""
+        for rule in list(self.failures):
+            self.failures[rule].pop(name, None)
+            if not self.failures[rule]:
+                del self.failures[rule]
+        self.successes.pop(name, None)
+        return not self.failures and not self.successes
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "failures": {
+                rule: {m: _slots_plain(s) for m, s in by_member.items()}
+                for rule, by_member in self.failures.items()
+            },
+            "successes": {m: _slots_plain(s) for m, s in self.successes.items()},
+            "vetoed": None if self.vetoed is None else time_plain(self.vetoed),
+        }
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any]) -> Track:
+        vetoed = data.get("vetoed")
+        return cls(
+            failures={
+                str(rule): {str(m): _slots_from(s) for m, s in by_member.items()}
+                for rule, by_member in data.get("failures", {}).items()
+            },
+            successes={str(m): _slots_from(s) for m, s in data.get("successes", {}).items()},
+            vetoed=None if vetoed is None else time_from(vetoed),
+        )
+
+
+@dataclass(slots=True)
+class Pending:
+    """A low-trust member's alert waiting for its quorum."""
+
+    source: Address
+    rule: str
+    since: datetime
+    bantime: float | None
+    requesters: list[str] = field(default_factory=list)
+    exhibits: list[Exhibit] = field(default_factory=list)
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "rule": self.rule,
+            "since": time_plain(self.since),
+            "bantime": self.bantime,
+            "requesters": list(self.requesters),
+            "exhibits": [e.to_plain() for e in self.exhibits],
+        }
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any]) -> Pending:
+        bantime = data.get("bantime")
+        return cls(
+            source=parse_address(str(data["source"])),
+            rule=str(data["rule"]),
+            since=time_from(data["since"]),
+            bantime=None if bantime is None else float(bantime),
+            requesters=[str(m) for m in data.get("requesters", ())],
+            exhibits=[Exhibit.from_plain(e) for e in data.get("exhibits", ())],
+        )
+
+
+@dataclass(slots=True)
+class OpenConcern:
+    concern: Concern
+    raisers: list[str] = field(default_factory=list)
+    """Members that raised it (the first raised it; later ones joined)."""
+    testimony: dict[str, Exhibit] = field(default_factory=dict)
+    """member → its latest answer (a member answering twice counts once)."""
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "concern": self.concern.to_plain(),
+            "raisers": list(self.raisers),
+            "testimony": {m: e.to_plain() for m, e in self.testimony.items()},
+        }
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any]) -> OpenConcern:
+        return cls(
+            concern=Concern.from_plain(data["concern"]),
+            raisers=[str(m) for m in data.get("raisers", ())],
+            testimony={str(m): Exhibit.from_plain(e) for m, e in data.get("testimony", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class Entry:
+    """An active decision the treaty knows, with its evidence chain."""
+
+    decision: Decision
+    evidence: Evidence
+    cause: str | None = None
+    """The member charged for it under the blast-radius clause, if one is."""
+    forced: bool = False
+    """An operator forced it over a protected target: protection changes do not revoke it."""
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "decision": decision_plain(self.decision),
+            "evidence": self.evidence.to_plain(),
+            "cause": self.cause,
+            "forced": self.forced,
+        }
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any]) -> Entry:
+        return cls(
+            decision=decision_from(data["decision"]),
+            evidence=Evidence.from_plain(data["evidence"]),
+            cause=opt_str(data.get("cause")),
+            forced=bool(data.get("forced", False)),
+        )
+
+
+class Ledger:
+    """Active decisions by id, indexed by scope (covering lookups) and by range (sanctions)."""
+
+    def __init__(self, ipv4_prefix: int = 24, ipv6_prefix: int = 64) -> None:
+        self.ipv4_prefix = ipv4_prefix
+        self.ipv6_prefix = ipv6_prefix
+        self.entries: dict[str, Entry] = {}
+        self._by_scope: dict[Scope, set[str]] = {}
+        self._prefixes: dict[int, dict[int, int]] = {4: {}, 6: {}}
+        self._by_range: dict[Scope, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(list(self.entries.values()))
+
+    def get(self, decision_id: str) -> Entry | None:
+        return self.entries.get(decision_id)
+
+    def range_of(self, scope: Scope) -> Scope:
+        prefix = self.ipv4_prefix if scope.version == 4 else self.ipv6_prefix
+        return scope.supernet(new_prefix=min(prefix, scope.prefixlen))
+
+    def add(self, entry: Entry) -> None:
+        d = entry.decision
+        self.remove(d.id)
+        self.entries[d.id] = entry
+        self._by_scope.setdefault(d.scope, set()).add(d.id)
+        counts = self._prefixes[d.scope.version]
+        counts[d.scope.prefixlen] = counts.get(d.scope.prefixlen, 0) + 1
+        if d.scope.num_addresses == 1:
+            self._by_range.setdefault(self.range_of(d.scope), set()).add(d.id)
+
+    def remove(self, decision_id: str) -> Entry | None:
+        entry = self.entries.pop(decision_id, None)
+        if entry is None:
+            return None
+        scope = entry.decision.scope
+        ids = self._by_scope[scope]
+        ids.discard(decision_id)
+        if not ids:
+            del self._by_scope[scope]
+        counts = self._prefixes[scope.version]
+        counts[scope.prefixlen] -= 1
+        if not counts[scope.prefixlen]:
+            del counts[scope.prefixlen]
+        if scope.num_addresses == 1:
+            rng = self.range_of(scope)
+            in_range = self._by_range[rng]
+            in_range.discard(decision_id)
+            if not in_range:
+                del self._by_range[rng]
+        return entry
+
+    def on_scope(self, scope: Scope, now: datetime) -> list[Entry]:
+        ids = self._by_scope.get(scope, set())
+        return [e for i in sorted(ids) if (e := self.entries[i]).decision.active_at(now)]
+
+    def covering(self, scope: Scope, now: datetime) -> Entry | None:
+        """The longest-lasting active decision whose scope contains ``scope``."""
+        best: Entry | None = None
+        for prefix in self._prefixes[scope.version]:
+            if prefix > scope.prefixlen:
+                continue
+            for i in self._by_scope.get(scope.supernet(new_prefix=prefix), ()):
+                e = self.entries[i]
+                if e.decision.active_at(now) and (
+                    best is None or e.decision.expires > best.decision.expires
+                ):
+                    best = e
+        return best
+
+    def in_range(self, rng: Scope, now: datetime) -> list[Entry]:
+        """Active single-address decisions inside the sanction range ``rng``."""
+        ids = self._by_range.get(rng, set())
+        return [e for i in sorted(ids) if (e := self.entries[i]).decision.active_at(now)]
+
+    def prune(self, now: datetime) -> list[Entry]:
+        gone = [e for e in self.entries.values() if not e.decision.active_at(now)]
+        for e in gone:
+            self.remove(e.decision.id)
+        return gone
+
+
+@dataclass(slots=True)
+class Offender:
+    count: int
+    last: datetime
+
+
+@dataclass(slots=True)
+class TreatyState:
+    granularity: float = 300.0
+    sources: OrderedDict[Address, Track] = field(default_factory=OrderedDict)
+    activity: dict[str, dict[str, Slots]] = field(default_factory=dict)
+    pending: OrderedDict[Address, Pending] = field(default_factory=OrderedDict)
+    concerns: dict[str, OpenConcern] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
+    offenders: OrderedDict[Scope, Offender] = field(default_factory=OrderedDict)
+    blast: dict[str, list[datetime]] = field(default_factory=dict)
+    flagged: dict[str, datetime] = field(default_factory=dict)
+    """``clause/member`` → flagged until (one flag per window)."""
+    allowlist: list[Scope] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    seq: int = 0
+    """Counter behind the default decision and concern ids."""
+    concern_by_source: dict[Address, str] = field(default_factory=dict)
+    """Index, rebuilt: the open concern about each source."""
+
+    @classmethod
+    def empty(cls, terms: TreatyTerms | None = None) -> TreatyState:
+        terms = terms or TreatyTerms()
+        s = terms.sanctions
+        return cls(
+            granularity=terms.alliance.granularity, ledger=Ledger(s.ipv4_prefix, s.ipv6_prefix)
+        )
+
+    def inc(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def slot(self, at: datetime) -> int:
+        return math.floor(at.timestamp() / self.granularity)
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "granularity": self.granularity,
+            "sources": [[str(a), t.to_plain()] for a, t in self.sources.items()],
+            "activity": {
+                m: {rule: _slots_plain(s) for rule, s in by_rule.items()}
+                for m, by_rule in self.activity.items()
+            },
+            "pending": [p.to_plain() for p in self.pending.values()],
+            "concerns": [c.to_plain() for c in self.concerns.values()],
+            "ledger": [e.to_plain() for e in self.ledger.entries.values()],
+            "offenders": [
+                [scope_str(s), o.count, time_plain(o.last)] for s, o in self.offenders.items()
+            ],
+            "blast": {m: [time_plain(t) for t in ts] for m, ts in self.blast.items()},
+            "flagged": {k: time_plain(t) for k, t in self.flagged.items()},
+            "allowlist": [scope_str(s) for s in self.allowlist],
+            "counters": dict(self.counters),
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any], terms: TreatyTerms | None = None) -> TreatyState:
+        """Rebuild a state (and its indexes). Raises ValueError on an unknown version."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"treaty state version {data.get('version')!r} is not supported")
+        state = cls.empty(terms)
+        state.granularity = float(data["granularity"])
+        for addr, track in data.get("sources", ()):
+            state.sources[parse_address(str(addr))] = Track.from_plain(track)
+        state.activity = {
+            str(m): {str(rule): _slots_from(s) for rule, s in by_rule.items()}
+            for m, by_rule in data.get("activity", {}).items()
+        }
+        for p in data.get("pending", ()):
+            pending = Pending.from_plain(p)
+            state.pending[pending.source] = pending
+        for c in data.get("concerns", ()):
+            oc = OpenConcern.from_plain(c)
+            state.concerns[oc.concern.id] = oc
+            state.concern_by_source[oc.concern.source] = oc.concern.id
+        for e in data.get("ledger", ()):
+            state.ledger.add(Entry.from_plain(e))
+        for scope, count, last in data.get("offenders", ()):
+            state.offenders[scope_from(scope)] = Offender(int(count), time_from(last))
+        state.blast = {
+            str(m): [time_from(t) for t in ts] for m, ts in data.get("blast", {}).items()
+        }
+        state.flagged = {str(k): time_from(t) for k, t in data.get("flagged", {}).items()}
+        state.allowlist = [scope_from(s) for s in data.get("allowlist", ())]
+        state.counters = {str(k): int(v) for k, v in data.get("counters", {}).items()}
+        state.seq = int(data.get("seq", 0))
+        return state
+
+    def sizes(self) -> dict[str, int]:
+        """How much the state holds (for ``shieldwall stats``)."""
+        return {
+            "treaty.sources": len(self.sources),
+            "treaty.pending": len(self.pending),
+            "treaty.concerns": len(self.concerns),
+            "treaty.decisions": len(self.ledger),
+            "treaty.offenders": len(self.offenders),
+        }

@@ -97,6 +97,7 @@ async def test_forged_unsigned_unknown_revoked_replayed_and_stale_reports_are_re
     r = await post_report(council, b"{not json", signing.sign(sk, b"{not json"))
     assert (r.status_code, r.json()["error"]) == (400, "malformed")
     async with httpx.AsyncClient(base_url=council.url, headers=council.headers) as http:
+        decided_before = (await http.get("/v1/decisions")).json()["decisions"]
         assert (await http.post("/v1/members/web1/revoke")).status_code == 200
     late = body()
     r = await post_report(council, late, signing.sign(sk, late))
@@ -115,7 +116,10 @@ async def test_forged_unsigned_unknown_revoked_replayed_and_stale_reports_are_re
     ):
         assert stats[f"reports.refused.{reason}"] == 1, reason
     assert stats["reports.accepted"] == 1
-    assert len(active["decisions"]) == 1
+    # the one good report decided once; the decision rested on web1 alone, so revoking web1
+    # retracted it (treaty clause revocation)
+    assert len(decided_before) == 1
+    assert active["decisions"] == []
 
 
 async def test_protected_targets_are_refused_and_recorded(council: Council) -> None:

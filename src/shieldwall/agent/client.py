@@ -1,9 +1,10 @@
-"""The agent's council client (httpx): signed reports, the decision snapshot and stream."""
+"""The agent's council client (httpx): signed reports and concerns, the decision snapshot
+and stream (with live consultations)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import msgspec
@@ -15,9 +16,14 @@ from shieldwall.errors import CouncilError, WireError
 from shieldwall.model import DecisionEvent
 from shieldwall.wire import signing
 from shieldwall.wire.messages import (
+    ConcernRequest,
     Report,
     Snapshot,
     WireAlert,
+    WireAnswer,
+    WireConsult,
+    WireSighting,
+    decode_consult,
     decode_event,
     decode_snapshot,
     encode,
@@ -60,12 +66,25 @@ class CouncilClient:
         headers["X-Shieldwall-Member"] = self.member
         return headers
 
-    async def send_report(self, report_id: str, alerts: list[WireAlert]) -> dict[str, object]:
+    async def send_report(
+        self,
+        report_id: str,
+        alerts: list[WireAlert],
+        sightings: Sequence[WireSighting] = (),
+        answers: Sequence[WireAnswer] = (),
+    ) -> dict[str, object]:
         """Sign and send one report. 409 (already received) counts as delivered.
 
         Raises CouncilError with ``status`` None for transport errors (retry later).
         """
-        report = Report(id=report_id, member=self.member, sent_at=self.clock.now(), alerts=alerts)
+        report = Report(
+            id=report_id,
+            member=self.member,
+            sent_at=self.clock.now(),
+            alerts=alerts,
+            sightings=list(sightings),
+            answers=list(answers),
+        )
         body = encode(report)
         sig = signing.sign(self._key, body)
         try:
@@ -83,6 +102,44 @@ class CouncilClient:
         out: dict[str, object] = resp.json()
         return out
 
+    async def raise_concern(
+        self, source: str, reason: str = "", rule: str | None = None
+    ) -> tuple[int, dict[str, object]]:
+        """Article 4: a signed concern about ``source`` (``POST /v1/concerns``).
+        Returns the status code and the council's answer."""
+        request = ConcernRequest(
+            id=new_report_id(),
+            member=self.member,
+            sent_at=self.clock.now(),
+            source=source,
+            reason=reason,
+            rule=rule,
+        )
+        body = encode(request)
+        sig = signing.sign(self._key, body)
+        try:
+            resp = await self._http.post(
+                "/v1/concerns",
+                content=body,
+                headers={"Content-Type": "application/json", "X-Shieldwall-Signature": sig},
+            )
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"council unreachable: {exc}") from exc
+        out: dict[str, object] = resp.json()
+        return resp.status_code, out
+
+    async def explain(self, decision_id: str) -> dict[str, object]:
+        """A decision's evidence chain (a member-signed read)."""
+        target = f"/v1/decisions/{decision_id}/explain"
+        try:
+            resp = await self._http.get(target, headers=self._signed_headers("GET", target))
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"council unreachable: {exc}") from exc
+        if resp.status_code != 200:
+            raise CouncilError(f"{resp.status_code} {resp.text}", resp.status_code)
+        out: dict[str, object] = resp.json()
+        return out
+
     async def snapshot(self) -> Snapshot:
         headers = self._signed_headers("GET", "/v1/decisions")
         try:
@@ -93,8 +150,11 @@ class CouncilClient:
             raise CouncilError(f"{resp.status_code} {resp.text}", resp.status_code)
         return decode_snapshot(resp.content)
 
-    async def stream(self, since: int | None) -> AsyncIterator[Snapshot | DecisionEvent]:
-        """Decision events from the council; a Snapshot first when ``since`` is None."""
+    async def stream(
+        self, since: int | None
+    ) -> AsyncIterator[Snapshot | DecisionEvent | WireConsult]:
+        """Decision events from the council; a Snapshot first when ``since`` is None.
+        Consultations (live, outside the log) come as :class:`WireConsult`."""
         target = "/v1/decisions/stream" + ("" if since is None else f"?since={since}")
         headers = self._signed_headers("GET", target)
         timeout = httpx.Timeout(10.0, read=40.0)  # heartbeats come every 15 s
@@ -113,6 +173,8 @@ class CouncilClient:
                         yield decode_snapshot(sse.data)
                     elif sse.event in ("add", "revoke", "expire"):
                         yield event_from_wire(decode_event(sse.data))
+                    elif sse.event == "consult":
+                        yield decode_consult(sse.data)
         except httpx.HTTPError as exc:
             raise CouncilError(f"stream broken: {exc}") from exc
         except (WireError, msgspec.ValidationError) as exc:

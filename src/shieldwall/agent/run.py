@@ -2,6 +2,11 @@
 
 Wiring and supervision only; what to block is decided by the detector (alerts), the agent's
 protected set, and the council's decision log.
+
+Besides alerts, every batch's hits are counted per (source, rule) as *sightings* (failures,
+and successes from ``kind = "success"`` rules, which are never bucketed) and reported for
+alliance-wide detection; a bounded in-memory index of recent sightings answers the
+council's consultations (Article 4) with a signed report carrying ``answers``.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from shieldwall.agent.client import CouncilClient, new_report_id
+from shieldwall.agent.recent import RecentIndex
 from shieldwall.agent.sources.base import Batch
 from shieldwall.agent.sources.file import FileSource, Position
 from shieldwall.agent.sources.journald import JournalBatch, JournalPosition, JournalSource
@@ -31,17 +38,38 @@ from shieldwall.detect.bucket import BucketRow
 from shieldwall.detect.rule import Rule
 from shieldwall.enforce.base import Enforcer
 from shieldwall.enforce.log import LogEnforcer
-from shieldwall.errors import ConfigError, CouncilError, ShieldwallError
-from shieldwall.model import Alert, DecisionEvent, EventKind, Scope, address_scope, scope_str
+from shieldwall.errors import ConfigError, CouncilError, InvalidScope, ShieldwallError
+from shieldwall.model import (
+    Address,
+    Alert,
+    DecisionEvent,
+    EventKind,
+    Hit,
+    Scope,
+    address_scope,
+    parse_address,
+    scope_str,
+)
 from shieldwall.treaty.protect import Protected
 from shieldwall.wire import signing
-from shieldwall.wire.messages import Snapshot, alert_to_wire, decision_from_wire
+from shieldwall.wire.messages import (
+    Snapshot,
+    WireAnswer,
+    WireConsult,
+    WireSighting,
+    alert_to_wire,
+    decision_from_wire,
+)
 
 log = logging.getLogger("shieldwall.agent")
 
 AnyBatch = Batch | JournalBatch
 
 PRUNE_EVERY = timedelta(minutes=1)
+SIGHTING_DELAY = 1.0
+"""Seconds pending sightings wait for a batch with alerts before they get their own report."""
+MAX_ANSWERED = 10_000
+"""Consultations remembered as answered (each is answered once)."""
 
 
 def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
@@ -56,6 +84,42 @@ def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
         except ShieldwallError as exc:
             raise ConfigError(origin, "watch.rules", f"{name}: {exc}") from exc
     return rules
+
+
+def sightings_of(
+    hits: Iterable[Hit], kind: str, protected: Protected, recent: RecentIndex
+) -> list[WireSighting]:
+    """Hits counted per (source, rule): one sighting each, with the first and last time.
+    Protected sources are left out (the council would not track them); every counted hit
+    also goes into ``recent`` (the consultation index)."""
+    groups: dict[tuple[Address, str], list[Hit]] = {}
+    skip: dict[Address, bool] = {}
+    for h in hits:
+        protected_source = skip.get(h.source)
+        if protected_source is None:
+            protected_source = protected.reason_for(address_scope(h.source)) is not None
+            skip[h.source] = protected_source
+        if protected_source:
+            continue
+        groups.setdefault((h.source, h.rule), []).append(h)
+    out: list[WireSighting] = []
+    success = kind == "success"
+    for (source, rule), group in groups.items():
+        first = min(h.at for h in group)
+        last = max(h.at for h in group)
+        n = len(group)
+        recent.add(source, last, failures=0 if success else n, successes=n if success else 0)
+        out.append(
+            WireSighting(
+                source=str(source),
+                rule=rule,
+                kind="success" if success else "failure",
+                count=n,
+                first=first,
+                last=last,
+            )
+        )
+    return out
 
 
 def make_enforcer(spec: EnforcerSpec, state_dir: str) -> Enforcer:
@@ -143,6 +207,8 @@ class Agent:
         self._stop = asyncio.Event()
         self.connected = asyncio.Event()
         self._watches = [(w, load_rules(w.rules, config.origin)) for w in config.watch]
+        self.recent = RecentIndex()
+        self._answered: OrderedDict[str, None] = OrderedDict()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -195,8 +261,13 @@ class Agent:
 
     # -- logs → detection → local bans + outbox --------------------------------------
 
-    async def _tail(self, watch: Watch, rules: list[Rule]) -> None:
+    async def _tail(self, watch: Watch, all_rules: list[Rule]) -> None:
+        rules = [r for r in all_rules if r.kind != "success"]
+        success_rules = [r for r in all_rules if r.kind == "success"]
         detector = Detector(rules, tz=self.tz)
+        # success rules only count hits: their buckets are neither persisted nor alerted on
+        # (one bucket per rule at most, so they hold no memory)
+        successes = Detector(success_rules, tz=self.tz, max_tracked=1) if success_rules else None
         rule_names = {r.name for r in rules}
         detector.restore(
             BucketRow.from_data(rule, source, data)
@@ -213,7 +284,7 @@ class Agent:
             if (now := self.clock.now()) - pruned > PRUNE_EVERY:
                 detector.prune(now)  # idle buckets go; their rows are deleted next commit
                 pruned = now
-            await self._handle_batch(key, detector, batch)
+            await self._handle_batch(key, detector, batch, successes)
 
         if watch.kind == "file":
             start = Position.from_dict(saved) if saved else None
@@ -249,14 +320,26 @@ class Agent:
             log.info("stdin.ended lines=%d", stdin.counters.get("lines"))
             await asyncio.Event().wait()  # input ended; keep following the council
 
-    async def _handle_batch(self, path: str, detector: Detector, batch: AnyBatch) -> None:
+    async def _handle_batch(
+        self,
+        path: str,
+        detector: Detector,
+        batch: AnyBatch,
+        successes: Detector | None = None,
+    ) -> None:
         now = self.clock.now()
         before = dict(detector.counters.values)
-        alerts: list[Alert] = detector.feed_many(batch.lines, now, hits=False).alerts
+        detection = detector.feed_many(batch.lines, now)
+        alerts: list[Alert] = detection.alerts
+        sightings = sightings_of(detection.hits, "failure", self.protected, self.recent)
+        logins = successes.feed_many(batch.lines, now).hits if successes is not None else []
+        if logins:
+            sightings += sightings_of(logins, "success", self.protected, self.recent)
         after = detector.counters.values
         counters = {k: v - before.get(k, 0) for k, v in after.items()}
         counters["lines.read"] = len(batch.lines)
         counters["lines.skipped"] = batch.skipped
+        counters["successes"] = len(logins)
         bans: dict[Scope, datetime] = {}
         reportable = []
         for a in alerts:
@@ -284,6 +367,7 @@ class Agent:
             report_id=report_id,
             alerts=reportable,
             now=now,
+            sightings=sightings,
         )
         if bans:
             for scope, expires in bans.items():
@@ -299,15 +383,18 @@ class Agent:
     async def _deliver(self) -> None:
         backoff = 0.1
         while True:
+            self.state.flush_sightings(new_report_id(), self.clock.now(), SIGHTING_DELAY)
             items = self.state.outbox(50)
             if not items:
                 self._wake_outbox.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake_outbox.wait(), 1.0)
+                    await asyncio.wait_for(self._wake_outbox.wait(), SIGHTING_DELAY / 2)
                 continue
             for item in items:
                 try:
-                    await self.client.send_report(item.report_id, item.alerts)
+                    await self.client.send_report(
+                        item.report_id, item.alerts, item.sightings, item.answers
+                    )
                 except CouncilError as exc:
                     if exc.status == 400:  # will never be accepted: keep it out of the way
                         log.error("report.rejected id=%s %s", item.report_id, exc)
@@ -333,6 +420,9 @@ class Agent:
                         log.info("stream.connected since=%s", since)
                         self.connected.set()
                     backoff = 0.1
+                    if isinstance(item, WireConsult):
+                        self._answer(item)
+                        continue
                     if isinstance(item, Snapshot):
                         decisions = [decision_from_wire(d) for d in item.decisions]
                         self.view.reset(item.seq, decisions)
@@ -346,6 +436,35 @@ class Agent:
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _answer(self, consult: WireConsult) -> None:
+        """Answer a consultation from the recent-sightings index, once, if this member saw
+        the source (an answer with nothing seen is not sent)."""
+        now = self.clock.now()
+        if consult.concern in self._answered or consult.expires <= now:
+            return
+        self._answered[consult.concern] = None
+        while len(self._answered) > MAX_ANSWERED:
+            self._answered.popitem(last=False)
+        try:
+            source = parse_address(consult.source)
+        except InvalidScope:
+            return
+        failures, successes = self.recent.answer(source, consult.lookback, now)
+        if not failures and not successes:
+            self.state.bump({"consults.unseen": 1})
+            return
+        answer = WireAnswer(concern=consult.concern, failures=failures, successes=successes)
+        self.state.queue_answers(new_report_id(), [answer], now)
+        self.state.bump({"consults.answered": 1})
+        log.info(
+            "consult.answered concern=%s source=%s failures=%d successes=%d",
+            consult.concern,
+            source,
+            failures,
+            successes,
+        )
+        self._wake_outbox.set()
 
     def _apply_event(self, event: DecisionEvent) -> None:
         if not self.view.apply(event):

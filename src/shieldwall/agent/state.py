@@ -4,6 +4,15 @@ Everything that must survive ``kill -9`` is written here, and what belongs toget
 written in one transaction: a batch's read position, its bucket changes, its counters, its
 local bans and its outgoing report commit together or not at all (guarantee 2: no line lost
 or counted twice). The outbox keeps reports until the council has them (guarantee 3).
+
+Sightings (per (source, rule, kind) counts, even below a rule's threshold) are committed with
+their batch into ``sightings_pending``, merged per key. A batch that raised alerts takes the
+pending sightings into its report; otherwise :meth:`AgentState.flush_sightings` turns them
+into a report of their own once the oldest has waited ``delay`` seconds, so a burst of lines
+read in several batches still makes one report. Everything is bounded: at most
+``MAX_PENDING`` pending keys, ``MAX_REPORT_SIGHTINGS`` sightings per report, and
+``MAX_SIGHTING_REPORTS`` undelivered reports without alerts (the oldest is dropped and
+counted in ``sightings.dropped``: stale sightings are worth little, alerts are never dropped).
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +28,14 @@ from typing import Any
 import msgspec
 
 from shieldwall.model import Decision, Scope, parse_scope, scope_str
-from shieldwall.wire.messages import WireAlert, WireDecision, decision_from_wire, decision_to_wire
+from shieldwall.wire.messages import (
+    WireAlert,
+    WireAnswer,
+    WireDecision,
+    WireSighting,
+    decision_from_wire,
+    decision_to_wire,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (path TEXT PRIMARY KEY, position TEXT NOT NULL);
@@ -33,13 +49,38 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS sightings_pending (
+    source TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first REAL NOT NULL,
+    last REAL NOT NULL,
+    added REAL NOT NULL,
+    PRIMARY KEY (source, rule, kind)
+);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS local_bans (scope TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS view_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS view_decisions (id TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
+_OUTBOX_COLUMNS = {
+    "sightings": "ALTER TABLE outbox ADD COLUMN sightings BLOB NOT NULL DEFAULT '[]'",
+    "answers": "ALTER TABLE outbox ADD COLUMN answers BLOB NOT NULL DEFAULT '[]'",
+}
+"""Columns added to an older agent.db's outbox when it is opened."""
+
+MAX_PENDING = 10_000
+"""Distinct (source, rule, kind) sightings waiting for a report; more are dropped and counted."""
+MAX_REPORT_SIGHTINGS = 5_000
+"""Sightings per report (the council accepts up to 10,000)."""
+MAX_SIGHTING_REPORTS = 200
+"""Undelivered reports holding sightings only; beyond it the oldest is dropped."""
+
 _alerts_decoder = msgspec.json.Decoder(list[WireAlert])
+_sightings_decoder = msgspec.json.Decoder(list[WireSighting])
+_answers_decoder = msgspec.json.Decoder(list[WireAnswer])
 _decision_decoder = msgspec.json.Decoder(WireDecision)
 
 
@@ -49,6 +90,8 @@ class OutboxItem:
     report_id: str
     alerts: list[WireAlert]
     attempts: int
+    sightings: list[WireSighting] = field(default_factory=list)
+    answers: list[WireAnswer] = field(default_factory=list)
 
 
 class AgentState:
@@ -60,6 +103,10 @@ class AgentState:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        for name, ddl in _OUTBOX_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(ddl)
 
     def close(self) -> None:
         self._db.close()
@@ -84,9 +131,11 @@ class AgentState:
         report_id: str | None,
         alerts: list[WireAlert],
         now: datetime,
+        sightings: Iterable[WireSighting] = (),
     ) -> None:
         """One transaction: a batch's position, bucket rows (None deletes), counters, bans,
-        and its report (if it raised alerts)."""
+        its sightings (pending), and its report if it raised alerts (with the pending
+        sightings)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -101,7 +150,8 @@ class AgentState:
                         "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
                         (rule, source, json.dumps(data)),
                     )
-            self._bump(counters)
+            dropped = self._add_pending(sightings, now)
+            self._bump({**counters, "sightings.dropped": dropped})
             for scope, expires in local_bans.items():
                 db.execute(
                     "INSERT INTO local_bans VALUES (?, ?) ON CONFLICT(scope) DO UPDATE "
@@ -110,13 +160,125 @@ class AgentState:
                 )
             if report_id is not None and alerts:
                 db.execute(
-                    "INSERT INTO outbox (report_id, alerts, created) VALUES (?, ?, ?)",
-                    (report_id, msgspec.json.encode(alerts), now.timestamp()),
+                    "INSERT INTO outbox (report_id, alerts, sightings, created) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        report_id,
+                        msgspec.json.encode(alerts),
+                        msgspec.json.encode(self._take_pending()),
+                        now.timestamp(),
+                    ),
                 )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    # -- sightings -----------------------------------------------------------------
+
+    def _add_pending(self, sightings: Iterable[WireSighting], now: datetime) -> int:
+        """Merge sightings into the pending ones; returns how many new keys did not fit."""
+        db = self._db
+        size: int | None = None
+        dropped = 0
+        for s in sightings:
+            cur = db.execute(
+                "UPDATE sightings_pending SET count = count + ?, first = MIN(first, ?), "
+                "last = MAX(last, ?) WHERE source = ? AND rule = ? AND kind = ?",
+                (s.count, s.first.timestamp(), s.last.timestamp(), s.source, s.rule, s.kind),
+            )
+            if cur.rowcount:
+                continue
+            if size is None:
+                size = int(db.execute("SELECT COUNT(*) FROM sightings_pending").fetchone()[0])
+            if size >= MAX_PENDING:
+                dropped += 1
+                continue
+            db.execute(
+                "INSERT INTO sightings_pending VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    s.source,
+                    s.rule,
+                    s.kind,
+                    s.count,
+                    s.first.timestamp(),
+                    s.last.timestamp(),
+                    now.timestamp(),
+                ),
+            )
+            size += 1
+        return dropped
+
+    def _take_pending(self) -> list[WireSighting]:
+        """Remove and return up to MAX_REPORT_SIGHTINGS pending sightings, most counted first
+        (inside the caller's transaction)."""
+        rows = self._db.execute(
+            "SELECT rowid, source, rule, kind, count, first, last FROM sightings_pending "
+            "ORDER BY count DESC, added LIMIT ?",
+            (MAX_REPORT_SIGHTINGS,),
+        ).fetchall()
+        self._db.executemany(
+            "DELETE FROM sightings_pending WHERE rowid = ?", [(r[0],) for r in rows]
+        )
+        return [
+            WireSighting(
+                source=r[1],
+                rule=r[2],
+                kind="success" if r[3] == "success" else "failure",
+                count=int(r[4]),
+                first=datetime.fromtimestamp(r[5], UTC),
+                last=datetime.fromtimestamp(r[6], UTC),
+            )
+            for r in rows
+        ]
+
+    def pending_sightings(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM sightings_pending").fetchone()[0])
+
+    def flush_sightings(self, report_id: str, now: datetime, delay: float) -> bool:
+        """Turn the pending sightings into a report of their own once the oldest has waited
+        ``delay`` seconds (a batch with alerts takes them sooner). True if a report was
+        made."""
+        db = self._db
+        row = db.execute("SELECT MIN(added) FROM sightings_pending").fetchone()
+        if row[0] is None or row[0] > now.timestamp() - delay:
+            return False
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            taken = self._take_pending()
+            if taken:
+                db.execute(
+                    "INSERT INTO outbox (report_id, alerts, sightings, created) "
+                    "VALUES (?, '[]', ?, ?)",
+                    (report_id, msgspec.json.encode(taken), now.timestamp()),
+                )
+                self._drop_old_sighting_reports()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return bool(taken)
+
+    def _drop_old_sighting_reports(self) -> None:
+        db = self._db
+        ids = [
+            r[0]
+            for r in db.execute(
+                "SELECT id FROM outbox WHERE CAST(alerts AS TEXT) = '[]' "
+                "AND CAST(answers AS TEXT) = '[]' ORDER BY id"
+            )
+        ]
+        extra = ids[: max(0, len(ids) - MAX_SIGHTING_REPORTS)]
+        if extra:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in extra])
+            self._bump({"sightings.dropped-reports": len(extra)})
+
+    def queue_answers(self, report_id: str, answers: list[WireAnswer], now: datetime) -> None:
+        """A report answering consultations (durable like any other)."""
+        self._db.execute(
+            "INSERT INTO outbox (report_id, alerts, answers, created) VALUES (?, '[]', ?, ?)",
+            (report_id, msgspec.json.encode(answers), now.timestamp()),
+        )
 
     def _bump(self, counters: Mapping[str, int]) -> None:
         for name, n in counters.items():
@@ -149,9 +311,21 @@ class AgentState:
 
     def outbox(self, limit: int = 100) -> list[OutboxItem]:
         rows = self._db.execute(
-            "SELECT id, report_id, alerts, attempts FROM outbox ORDER BY id LIMIT ?", (limit,)
+            "SELECT id, report_id, alerts, attempts, sightings, answers FROM outbox "
+            "ORDER BY id LIMIT ?",
+            (limit,),
         ).fetchall()
-        return [OutboxItem(r[0], r[1], _alerts_decoder.decode(r[2]), r[3]) for r in rows]
+        return [
+            OutboxItem(
+                r[0],
+                r[1],
+                _alerts_decoder.decode(r[2]),
+                r[3],
+                _sightings_decoder.decode(r[4]),
+                _answers_decoder.decode(r[5]),
+            )
+            for r in rows
+        ]
 
     def outbox_size(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -240,6 +240,19 @@ def members_revoke(name: str, **conn: Any) -> None:
     click.echo(f"revoked {name}")
 
 
+@members.command("flags")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def members_flags(as_json: bool, **conn: Any) -> None:
+    """List members the treaty flagged (blast-radius cap reached, too many concerns)."""
+    _, body = operator_from(**conn).call("GET", "/v1/flags")
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    rows = [[f["at"][:19], f["member"], f["clause"], f["reason"][:70]] for f in body]
+    click.echo(_table(rows, ["AT", "MEMBER", "CLAUSE", "REASON"]))
+
+
 # -- decisions ---------------------------------------------------------------------------
 
 
@@ -330,6 +343,107 @@ def decisions_refused(as_json: bool, **conn: Any) -> None:
         [r["at"][:19], r["scope"], r["reason"], r["member"] or "-", r["rule"] or "-"] for r in body
     ]
     click.echo(_table(rows, ["AT", "SCOPE", "REASON", "MEMBER", "RULE"]))
+
+
+@decisions.command("explain")
+@click.argument("decision_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def decisions_explain(decision_id: str, as_json: bool, **conn: Any) -> None:
+    """Show why decision ID was made: its treaty clauses, members and exhibits (and why it
+    was revoked, if it was)."""
+    status_code, body = operator_from(**conn).call("GET", f"/v1/decisions/{decision_id}/explain")
+    if status_code != 200:
+        raise click.ClickException(f"{body.get('detail', body)}")
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    d = body["decision"]
+    click.echo(f"decision {d['id']}: {d['action']} {d['scope']} ({body['state']})")
+    click.echo(f"  created {d['created'][:19]}, expires {d['expires'][:19]}")
+    click.echo(f"  reason  {d['reason']}")
+    for title, chain in (("evidence", body["evidence"]), ("revoked", body["revoked"])):
+        if chain is None:
+            if title == "evidence":
+                click.echo("  evidence: none recorded")
+            continue
+        click.echo(f"  {title}: {chain['summary']}")
+        click.echo(f"    clauses: {', '.join(chain['clauses']) or '-'}")
+        click.echo(f"    members: {', '.join(chain['members']) or '-'}")
+        rows = [
+            [
+                x["at"][:19],
+                x["member"] or "-",
+                x["kind"],
+                x["rule"] or "-",
+                str(x["failures"]),
+                str(x["successes"]),
+                x["ref"] or "-",
+            ]
+            for x in chain["exhibits"]
+        ]
+        if rows:
+            table = _table(rows, ["AT", "MEMBER", "KIND", "RULE", "FAILURES", "SUCCESSES", "REF"])
+            click.echo("\n".join("    " + line for line in table.splitlines()))
+
+
+@cli.command()
+@click.argument("address")
+@click.option("--reason", default="", help="Why the source is suspicious (kept in the audit).")
+@click.option("--rule", help="The rule the suspicion is about, if any.")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def consult(address: str, reason: str, rule: str | None, as_json: bool, **conn: Any) -> None:
+    """Raise a concern about ADDRESS (Article 4): every member searches its recent logs, and
+    the source is decided if enough members saw failures from it (none a successful login)."""
+    payload: dict[str, Any] = {"source": address, "reason": reason}
+    if rule:
+        payload["rule"] = rule
+    status_code, body = operator_from(**conn).call("POST", "/v1/concerns", payload)
+    if status_code not in (200, 403):
+        raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
+    if as_json:
+        click.echo(json.dumps(body))
+        if status_code == 403:
+            sys.exit(1)
+        return
+    concern = body.get("concern") or {}
+    if body["status"] == "consulting":
+        click.echo(
+            f"concern {concern['id']} on {address}: members are consulted until "
+            f"{concern['expires'][:19]} (UTC)"
+        )
+    elif body["status"] == "decided":
+        click.echo(f"decided at once: {address} (decision {', '.join(body['decided'])})")
+    elif body["status"] == "closed":
+        click.echo(f"concern on {address} closed: {body['outcome']}")
+    else:
+        why = ", ".join(r["reason"] for r in body["refused"]) or "refused"
+        raise click.ClickException(f"refused: {why}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def audit(as_json: bool, **conn: Any) -> None:
+    """The audit trail: operators' decisions and revocations, membership changes."""
+    _, body = operator_from(**conn).call("GET", "/v1/audit")
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    rows = [
+        [
+            r["at"][:19],
+            r["actor"],
+            r["action"],
+            r["outcome"],
+            r["scope"] or r["subject"] or "-",
+            str(len(r["decisions"])),
+            (r["reason"] or r["detail"])[:50],
+        ]
+        for r in body
+    ]
+    click.echo(_table(rows, ["AT", "ACTOR", "ACTION", "OUTCOME", "TARGET", "DECISIONS", "REASON"]))
 
 
 @cli.command()

@@ -14,6 +14,7 @@ import msgspec
 
 from shieldwall.errors import ConfigError, InvalidScope
 from shieldwall.model import Scope, parse_scope
+from shieldwall.treaty.terms import TreatyTerms
 
 Duration = int | float | str
 _T = TypeVar("_T")
@@ -51,28 +52,11 @@ def _scopes(values: list[str], origin: str, key: str) -> tuple[Scope, ...]:
 # ---- council -------------------------------------------------------------------------
 
 
-class _TreatyToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
-    ban_duration: Duration = "4h"
-    max_duration: Duration = "7d"
-    honour_rule_bantime: bool = True
-    protect_private: bool = True
-    allowlist: list[str] = []
-
-
 class _CouncilToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     data_dir: str
     listen: str = "127.0.0.1:8470"
     replay_window: Duration = "5m"
-    treaty: _TreatyToml = msgspec.field(default_factory=_TreatyToml)
-
-
-@dataclass(frozen=True, slots=True)
-class TreatySettings:
-    ban_duration: float
-    max_duration: float
-    honour_rule_bantime: bool
-    protect_private: bool
-    allowlist: tuple[Scope, ...]
+    treaty: dict[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +65,7 @@ class CouncilConfig:
     host: str
     port: int
     replay_window: float
-    treaty: TreatySettings
+    treaty: TreatyTerms
     origin: str = ""
 
     @property
@@ -99,17 +83,23 @@ def _listen(value: str, origin: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def parse_treaty(table: dict[str, Any], origin: str) -> TreatyTerms:
+    """The ``[treaty]`` table through :meth:`TreatyTerms.from_mapping` (``docs/treaty.md``);
+    its ValueError (``treaty.KEY: why``) becomes a ConfigError naming the file and the key."""
+    try:
+        return TreatyTerms.from_mapping(table)
+    except ValueError as exc:
+        text = str(exc)
+        key, sep, why = text.partition(": ")
+        if not sep or not key.startswith("treaty"):
+            key, why = "treaty", text
+        raise ConfigError(origin, key, why) from exc
+
+
 def parse_council(data: dict[str, Any], origin: str) -> CouncilConfig:
     raw = _convert(data, _CouncilToml, origin)
     host, port = _listen(raw.listen, origin)
-    t = raw.treaty
-    treaty = TreatySettings(
-        ban_duration=parse_duration(t.ban_duration, origin, "treaty.ban-duration"),
-        max_duration=parse_duration(t.max_duration, origin, "treaty.max-duration"),
-        honour_rule_bantime=t.honour_rule_bantime,
-        protect_private=t.protect_private,
-        allowlist=_scopes(t.allowlist, origin, "treaty.allowlist"),
-    )
+    treaty = parse_treaty(raw.treaty, origin)
     return CouncilConfig(
         data_dir=raw.data_dir,
         host=host,
@@ -169,8 +159,10 @@ class Watch:
     def key(self) -> str:
         """Where the agent stores this source's read position."""
         if self.kind == "journal":
-            return "journal:" + " ".join(self.journal) + (
-                f" @{self.journal_directory}" if self.journal_directory else ""
+            return (
+                "journal:"
+                + " ".join(self.journal)
+                + (f" @{self.journal_directory}" if self.journal_directory else "")
             )
         return self.path
 

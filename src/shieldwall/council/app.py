@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -19,9 +20,18 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from shieldwall.council.auth import check_token, verify_request
-from shieldwall.council.service import CouncilService
+from shieldwall.council.fanout import Item, Notice
+from shieldwall.council.service import CouncilService, ReportOutcome
 from shieldwall.errors import InvalidScope, SignatureError, StoreError, WireError
-from shieldwall.model import Decision, DecisionEvent, Refusal, parse_scope, scope_str
+from shieldwall.model import (
+    Decision,
+    DecisionEvent,
+    Refusal,
+    parse_address,
+    parse_scope,
+    scope_str,
+)
+from shieldwall.treaty import Concern
 from shieldwall.wire.messages import Snapshot, decision_to_wire, encode, event_to_wire
 
 log = logging.getLogger("shieldwall.council.api")
@@ -70,6 +80,65 @@ def _event_frames(events: list[DecisionEvent]) -> bytes:
     return b"".join(_sse(e.kind.value, e.seq, encode(event_to_wire(e))) for e in events)
 
 
+def _notice_frame(n: Notice) -> bytes:
+    """A live message outside the decision log: no ``id:``, so it moves no resume point."""
+    return b"event: %s\ndata: %s\n\n" % (n.event.encode(), n.data)
+
+
+def _iso(epoch: Any) -> str:
+    return datetime.fromtimestamp(float(epoch), UTC).isoformat()
+
+
+def _concern_json(c: Concern) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "source": str(c.source),
+        "raised_by": c.raised_by,
+        "raised_at": c.raised_at.isoformat(),
+        "expires": c.expires.isoformat(),
+        "lookback": c.lookback,
+        "reason": c.reason,
+        "rule": c.rule,
+    }
+
+
+def _concern_outcome(out: ReportOutcome) -> JSONResponse:
+    """``consulting`` (members are asked), ``decided``, ``closed`` (already decided,
+    friendly fire…) or ``refused`` (403: a protected target, a revoked member, too many)."""
+    concern = out.concerns[0] if out.concerns else None
+    outcome = None
+    if out.closed:
+        concern, outcome = out.closed[-1].concern, out.closed[-1].outcome
+    if out.decided:
+        status = "decided"
+    elif out.closed:
+        status = "closed"
+    elif out.concerns:
+        status = "consulting"
+    else:
+        status = "refused"
+    body = {
+        "status": status,
+        "outcome": outcome,
+        "concern": None if concern is None else _concern_json(concern),
+        "decided": [d.id for d in out.decided],
+        "refused": [_refusal_json(r) for r in out.refused],
+    }
+    return JSONResponse(body, status_code=403 if status == "refused" else 200)
+
+
+def _frames(batch: list[Item], sent: int) -> tuple[bytes, int]:
+    """SSE frames for a batch, in order; decision events at or below ``sent`` are skipped."""
+    out: list[bytes] = []
+    for item in batch:
+        if isinstance(item, Notice):
+            out.append(_notice_frame(item))
+        elif item.seq > sent:
+            out.append(_event_frames([item]))
+            sent = item.seq
+    return b"".join(out), sent
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -86,6 +155,11 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
 
     async def reader_allowed(request: Request) -> Response | None:
         """Operators and enrolled, unrevoked members (signed request) may read decisions."""
+        denied = await reader(request)
+        return denied if isinstance(denied, Response) else None
+
+    async def reader(request: Request) -> Response | str | None:
+        """The member reading (signed request), None for the operator, or a refusal."""
         if check_token(token, request.headers.get("authorization")):
             return None
         name = request.headers.get("x-shieldwall-member")
@@ -110,7 +184,7 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         except SignatureError as exc:
             await service.store.bump(f"reads.refused.{exc.reason}")
             return _error(_STATUS.get(exc.reason, 401), exc.reason, exc.detail)
-        return None
+        return member.name
 
     async def read_json(request: Request) -> Any:
         body = await request.body()
@@ -133,13 +207,19 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         """
         summary: Receive a member's signed report.
         description: >
-          Body is a JSON Report {id, member, sent_at, alerts[]}; header X-Shieldwall-Signature
-          is the base64 Ed25519 signature of the exact body bytes by the member's key. Refused:
-          400 malformed, 401 unsigned / bad-signature / unknown-member / stale,
-          403 revoked, 409 replayed, 413 too large. Every refusal is counted.
+          Body is a JSON Report {id, member, sent_at, alerts[]?, sightings[]?, answers[]?};
+          header X-Shieldwall-Signature is the base64 Ed25519 signature of the exact body
+          bytes by the member's key. An alert is {rule, source, first, last, count,
+          evidence[]?, bantime?}; a sighting {source, rule, kind (failure|success), count,
+          first, last} (at most 10,000 per report); an answer to a consultation {concern,
+          failures, successes?} (at most 1,000). Each item goes through the treaty
+          (docs/treaty.md). Refused: 400 malformed, 401 unsigned / bad-signature /
+          unknown-member / stale, 403 revoked, 409 replayed, 413 too large. Every refusal
+          is counted.
         responses:
           200:
-            description: '{"decided": [ids], "refused": [...], "duplicates": n, "malformed": n}'
+            description: '{"decided": [ids], "refused": [...], "held": n, "duplicates": n,
+              "malformed": n, "sightings": n, "answers": n}'
           400: {description: malformed}
           401: {description: refused signature}
           403: {description: revoked member}
@@ -163,8 +243,11 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
             {
                 "decided": [d.id for d in out.decided],
                 "refused": [_refusal_json(r) for r in out.refused],
+                "held": len(out.held),
                 "duplicates": out.duplicates,
                 "malformed": out.malformed,
+                "sightings": out.sightings,
+                "answers": out.answers,
             }
         )
 
@@ -189,14 +272,18 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
           `add`, `revoke` and `expire` events, each with `id:` its sequence number. With
           `since=SEQ`, every event after SEQ is sent first, then live ones: a member resumes
           exactly where it stopped. If SEQ is ahead of the log, a snapshot is sent instead.
-          A comment line is sent every 15 s as a heartbeat.
+          A comment line is sent every 15 s as a heartbeat. Consultations (Article 4) are
+          sent live as `consult` events without `id:` (they are not part of the log):
+          {concern, source, lookback, expires, reason, rule}; a member answers with a report
+          carrying `answers`.
         parameters:
           - {name: since, in: query, required: false, schema: {type: integer}}
         responses:
           200: {description: text/event-stream}
         """
-        if (denied := await reader_allowed(request)) is not None:
-            return denied
+        who = await reader(request)
+        if isinstance(who, Response):
+            return who
         since_raw = request.query_params.get("since")
         since: int | None = None
         if since_raw is not None:
@@ -206,7 +293,7 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
                 return _error(400, "malformed", "since must be an integer")
             if since < 0:
                 return _error(400, "malformed", "since must be ≥ 0")
-        sub = service.broadcaster.subscribe()
+        sub = service.broadcaster.subscribe(who)
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -232,10 +319,9 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
                         continue
                     if batch is None:  # fell behind: end; the member resumes from `sent`
                         return
-                    fresh = [e for e in batch if e.seq > sent]
-                    if fresh:
-                        yield _event_frames(fresh)
-                        sent = fresh[-1].seq
+                    frames, sent = _frames(batch, sent)
+                    if frames:
+                        yield frames
             finally:
                 sub.close()
 
@@ -324,14 +410,25 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
     async def revoke_member(request: Request) -> Response:
         """
         summary: Revoke a member; its reports and reads are refused from now on.
+        description: >
+          Every active decision that rested on this member's evidence alone is revoked
+          through the decision log (clause revocation); decisions other members
+          corroborated stay, without it in their evidence chain.
         responses:
-          200: {description: revoked}
+          200: {description: '{"revoked": name, "decisions_revoked": [ids], "amended": n}'}
           404: {description: no such active member}
         """
         name = request.path_params["name"]
-        if not await service.revoke_member(name):
+        out = await service.revoke_member(name)
+        if out is None:
             return _error(404, "not-found", f"no active member {name!r}")
-        return JSONResponse({"revoked": name})
+        return JSONResponse(
+            {
+                "revoked": name,
+                "decisions_revoked": [d.id for d in out.revoked],
+                "amended": out.amended,
+            }
+        )
 
     @operator
     async def refusals(request: Request) -> Response:
@@ -341,6 +438,114 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
           200: {description: list}
         """
         return JSONResponse([_refusal_json(r) for r in await service.store.refusals(500)])
+
+    async def concerns(request: Request) -> Response:
+        """
+        summary: Raise a concern about a source (Article 4 consultation).
+        description: >
+          Operator (bearer token) body {"source", "reason"?, "rule"?}, or a member's signed
+          body {id, member, sent_at, source, reason?, rule?} with X-Shieldwall-Signature
+          over the exact bytes (like a report; id is a nonce). If members' recent
+          sightings already corroborate it, the source is decided at once; otherwise every
+          connected member is asked (SSE `consult`) and the concern is decided when
+          consult.members members answer with failures (none with successes) before
+          consult.timeout. Raising an open concern again returns it.
+        responses:
+          200: {description: '{"status": consulting|decided|closed, "outcome", "concern",
+            "decided": [ids], "refused": []}'}
+          400: {description: malformed}
+          401: {description: refused signature}
+          403: {description: 'refused by the treaty (status refused) or a revoked member'}
+          409: {description: replayed}
+        """
+        if check_token(token, request.headers.get("authorization")):
+            try:
+                data = await read_json(request)
+                if not isinstance(data, dict):
+                    raise WireError("body must be an object")
+                source = parse_address(str(data["source"]))
+                reason = str(data.get("reason") or "")[:500]
+                rule = data.get("rule")
+                if rule is not None and not isinstance(rule, str):
+                    raise WireError("rule must be a string")
+            except (KeyError, InvalidScope, WireError) as exc:
+                return _error(400, "malformed", str(exc))
+            out = await service.raise_concern(source, None, reason, rule and rule[:100])
+            return _concern_outcome(out)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "too-large", f"max {MAX_BODY} bytes")
+        try:
+            out = await service.receive_concern(body, request.headers.get("x-shieldwall-signature"))
+        except SignatureError as exc:
+            return _error(_STATUS.get(exc.reason, 401), exc.reason, exc.detail)
+        except WireError as exc:
+            return _error(400, "malformed", str(exc))
+        return _concern_outcome(out)
+
+    async def explain(request: Request) -> Response:
+        """
+        summary: A decision's evidence chain.
+        description: >
+          Operator token or a member-signed request. The decision, its state (active,
+          revoked, expired), the evidence chain it rests on (treaty clauses, members,
+          exhibits, summary) and, if it was revoked, why. Decisions made before the treaty
+          kept evidence have "evidence" null.
+        parameters:
+          - {name: id, in: path, required: true, schema: {type: string}}
+        responses:
+          200: {description: '{"decision", "state", "evidence", "revoked"}'}
+          404: {description: no such decision}
+        """
+        if (denied := await reader_allowed(request)) is not None:
+            return denied
+        found = await service.explain(request.path_params["id"])
+        if found is None:
+            return _error(404, "not-found", "no such decision")
+        return JSONResponse(
+            {
+                "decision": _decision_json(found.decision),
+                "state": found.state,
+                "evidence": _evidence_json(found.evidence),
+                "revoked": _evidence_json(found.revoked),
+            }
+        )
+
+    @operator
+    async def flags(request: Request) -> Response:
+        """
+        summary: Members flagged by the treaty, newest first.
+        description: >
+          A flag says a member misbehaved: it reached its blast-radius cap
+          (clause blast-radius) or raised too many concerns (article4.limit).
+        responses:
+          200: {description: '[{"member", "clause", "at", "reason"}]'}
+        """
+        return JSONResponse(
+            [
+                {
+                    "member": f.member,
+                    "clause": f.clause,
+                    "at": f.at.isoformat(),
+                    "reason": f.reason,
+                }
+                for f in await service.store.flags(500)
+            ]
+        )
+
+    @operator
+    async def audit(request: Request) -> Response:
+        """
+        summary: The audit trail, newest first.
+        description: >
+          Operators' decisions and revocations, allowlist and membership changes:
+          {at, actor, action, outcome (done | refused:CLAUSE), scope, subject, reason,
+          decisions, forced, detail}.
+        responses:
+          200: {description: list of audit records}
+        """
+        records = await service.store.audit(500)
+        return JSONResponse([{**r, "at": _iso(r["at"])} for r in records])
 
     @operator
     async def stats(request: Request) -> Response:
@@ -361,7 +566,7 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         async def reap() -> None:
             while True:
                 try:
-                    await service.expire_due()
+                    await service.tick()
                 except Exception:  # keep reaping; the next round retries
                     log.exception("reaper.failed")
                 await asyncio.sleep(reaper_interval)
@@ -373,6 +578,10 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            try:
+                await service.stop()  # the treaty's state, for the next start
+            except Exception:
+                log.exception("treaty.state.save_failed")
 
     routes = [
         Route("/v1/health", health, methods=["GET"]),
@@ -381,6 +590,10 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         Route("/v1/decisions", ban, methods=["POST"]),
         Route("/v1/decisions/stream", stream, methods=["GET"]),
         Route("/v1/decisions/revoke", unban, methods=["POST"]),
+        Route("/v1/decisions/{id}/explain", explain, methods=["GET"]),
+        Route("/v1/concerns", concerns, methods=["POST"]),
+        Route("/v1/flags", flags, methods=["GET"]),
+        Route("/v1/audit", audit, methods=["GET"]),
         Route("/v1/members", members, methods=["GET", "POST"]),
         Route("/v1/members/{name}/revoke", revoke_member, methods=["POST"]),
         Route("/v1/refusals", refusals, methods=["GET"]),
@@ -388,6 +601,14 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         Route("/openapi.json", openapi, include_in_schema=False),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _evidence_json(plain: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored evidence chain with readable times."""
+    if plain is None:
+        return None
+    exhibits = [{**x, "at": _iso(x["at"])} for x in plain.get("exhibits", [])]
+    return {**plain, "exhibits": exhibits}
 
 
 def _member_json(m: Any) -> dict[str, Any]:

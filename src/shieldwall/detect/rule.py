@@ -92,8 +92,13 @@ _KEYS: Final = frozenset(
         "prefregex",
         "maxlines",
         "journalmatch",
+        "kind",
     }
 )
+
+KINDS: Final = ("failure", "success")
+"""``failure``: hostile lines (hits fill the bucket); ``success``: successful logins, counted
+as evidence of legitimacy (friendly fire, ``docs/treaty.md``) and never bucketed by the agent."""
 
 DIALECTS: Final = ("native", "fail2ban")
 """``native``: the format above; ``fail2ban``: fail2ban's matching semantics (date cut out
@@ -174,6 +179,7 @@ class Rule:
     prefregex: str | None = None
     maxlines: int = 1
     journalmatch: tuple[str, ...] = ()
+    kind: str = "failure"
     compiled: CompiledRule = field(init=False, repr=False, compare=False)
     fail2ban: CompiledFilter | None = field(init=False, repr=False, compare=False, default=None)
     """The compiled filter of a ``dialect = "fail2ban"`` rule (``compiled`` then never
@@ -193,6 +199,8 @@ class Rule:
             raise _error(origin, "findtime", f"must be between 0 and {MAX_FINDTIME:.0f} seconds")
         if self.bantime is not None and not self.bantime > 0:
             raise _error(origin, "bantime", "must be greater than zero")
+        if self.kind not in KINDS:
+            raise _error(origin, "kind", f"unknown {self.kind!r} (one of {', '.join(KINDS)})")
         if self.dialect != "native":
             self._init_dialect()
             return
@@ -531,6 +539,7 @@ def parse_rule(
         prefregex=None if prefregex is None else _string(prefregex, origin, "prefregex"),
         maxlines=maxlines,
         journalmatch=_strings(data.get("journalmatch", []), origin, "journalmatch"),
+        kind=_string(data.get("kind", "failure"), origin, "kind"),
     )
 
 

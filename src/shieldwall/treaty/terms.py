@@ -32,7 +32,7 @@ def _check(ok: bool, key: str, why: str) -> None:
 
 
 def _positive(value: float, key: str) -> None:
-    _check(math.isfinite(value) and value > 0, key, "must be a positive duration")
+    _check(math.isfinite(value) and value > 0, key, "a duration must be positive")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,14 @@ crash.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 
 from shieldwall.errors import InvalidScope, WireError
 from shieldwall.model import (
     Action,
+    Address,
     Alert,
     Decision,
     DecisionEvent,
@@ -23,10 +25,16 @@ from shieldwall.model import (
     parse_scope,
     scope_str,
 )
+from shieldwall.treaty.events import Sighting, SightingKind
 
 MAX_EVIDENCE = 20
 MAX_EVIDENCE_CHARS = 1000
 MAX_ALERTS = 10_000
+MAX_SIGHTINGS = 10_000
+"""Sightings per report (an agent sends at most ``agent.run.MAX_REPORT_SIGHTINGS``)."""
+MAX_ANSWERS = 1_000
+MAX_RULE_CHARS = 100
+MAX_REASON_CHARS = 500
 
 
 class WireAlert(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,13 +47,61 @@ class WireAlert(msgspec.Struct, forbid_unknown_fields=True):
     bantime: float | None = None
 
 
-class Report(msgspec.Struct, forbid_unknown_fields=True):
-    """A member's signed batch. ``id`` is a random nonce: a second report with it is a replay."""
+class WireSighting(msgspec.Struct, forbid_unknown_fields=True):
+    """A member's aggregate for one (source, rule, kind): ``count`` events in [first, last],
+    reported even below the rule's local threshold (alliance-wide detection)."""
+
+    source: str
+    rule: str
+    kind: Literal["failure", "success"]
+    count: int
+    first: datetime
+    last: datetime
+
+
+class WireAnswer(msgspec.Struct, forbid_unknown_fields=True):
+    """A member's answer to a consultation: what it saw of the concern's source."""
+
+    concern: str
+    failures: int
+    successes: int = 0
+
+
+class Report(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A member's signed batch. ``id`` is a random nonce: a second report with it is a replay.
+
+    Empty lists are left out when encoding, so a report with alerts only is what a council
+    that knows no sightings expects."""
 
     id: str
     member: str
     sent_at: datetime
     alerts: list[WireAlert] = []
+    sightings: list[WireSighting] = []
+    answers: list[WireAnswer] = []
+
+
+class ConcernRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A member's signed concern (Article 4), ``POST /v1/concerns``; ``id`` is a nonce."""
+
+    id: str
+    member: str
+    sent_at: datetime
+    source: str
+    reason: str = ""
+    rule: str | None = None
+
+
+class WireConsult(msgspec.Struct, forbid_unknown_fields=True):
+    """A consultation (SSE ``event: consult``): has the member seen ``source`` within the
+    last ``lookback`` seconds? Members answer with a report carrying ``answers``."""
+
+    concern: str
+    source: str
+    lookback: float
+    expires: datetime
+    reason: str = ""
+    rule: str | None = None
 
 
 class WireDecision(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,6 +131,8 @@ class Snapshot(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _report_decoder = msgspec.json.Decoder(Report)
+_concern_decoder = msgspec.json.Decoder(ConcernRequest)
+_consult_decoder = msgspec.json.Decoder(WireConsult)
 _event_decoder = msgspec.json.Decoder(WireEvent)
 _snapshot_decoder = msgspec.json.Decoder(Snapshot)
 encode = msgspec.json.encode
@@ -87,7 +145,25 @@ def decode_report(body: bytes) -> Report:
         raise WireError(f"malformed report: {exc}") from exc
     if len(report.alerts) > MAX_ALERTS:
         raise WireError(f"too many alerts in one report (max {MAX_ALERTS})")
+    if len(report.sightings) > MAX_SIGHTINGS:
+        raise WireError(f"too many sightings in one report (max {MAX_SIGHTINGS})")
+    if len(report.answers) > MAX_ANSWERS:
+        raise WireError(f"too many answers in one report (max {MAX_ANSWERS})")
     return report
+
+
+def decode_concern(body: bytes) -> ConcernRequest:
+    try:
+        return _concern_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise WireError(f"malformed concern: {exc}") from exc
+
+
+def decode_consult(body: bytes | str) -> WireConsult:
+    try:
+        return _consult_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise WireError(f"malformed consultation: {exc}") from exc
 
 
 def decode_event(body: bytes | str) -> WireEvent:
@@ -134,6 +210,48 @@ def alert_from_wire(w: WireAlert) -> Alert:
         evidence=tuple(e[:MAX_EVIDENCE_CHARS] for e in w.evidence[:MAX_EVIDENCE]),
         bantime=w.bantime,
     )
+
+
+def sighting_from_wire(w: WireSighting) -> Sighting:
+    try:
+        source = parse_address(w.source)
+    except InvalidScope as exc:
+        raise WireError(str(exc)) from exc
+    if w.count < 1:
+        raise WireError("sighting count must be at least 1")
+    if not w.rule:
+        raise WireError("sighting rule must not be empty")
+    first, last = _aware(w.first), _aware(w.last)
+    if first > last:
+        raise WireError("sighting first is after last")
+    return Sighting(source, w.rule[:MAX_RULE_CHARS], SightingKind(w.kind), w.count, first, last)
+
+
+def sighting_to_wire(s: Sighting) -> WireSighting:
+    return WireSighting(
+        source=str(s.source),
+        rule=s.rule,
+        kind="success" if s.kind is SightingKind.SUCCESS else "failure",
+        count=s.count,
+        first=s.first,
+        last=s.last,
+    )
+
+
+def check_answer(w: WireAnswer) -> WireAnswer:
+    if not w.concern or len(w.concern) > 100:
+        raise WireError("answer concern must be an id of 1 to 100 characters")
+    if w.failures < 0 or w.successes < 0:
+        raise WireError("answer counts must not be negative")
+    return w
+
+
+def concern_source(w: ConcernRequest) -> Address:
+    """The single address a concern is about (WireError otherwise)."""
+    try:
+        return parse_address(w.source)
+    except InvalidScope as exc:
+        raise WireError(str(exc)) from exc
 
 
 def decision_to_wire(d: Decision) -> WireDecision:

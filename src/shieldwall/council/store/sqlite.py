@@ -2,6 +2,10 @@
 
 Calls are short local transactions executed inline on the event loop's thread (a few tens of
 microseconds each with ``synchronous=NORMAL``); one connection serialises them.
+
+Schema versions: 1 (decision log, members, refusals, nonces, counters); 2 adds the treaty's
+tables (``evidence``, ``audit``, ``flags``, ``treaty_state``). A version-1 database is
+migrated in place when opened (new tables only; nothing is rewritten).
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from shieldwall.council.store.base import MemberRecord
+from shieldwall.council.store.base import EvidenceRecord, FlagRecord, MemberRecord, Plain
 from shieldwall.errors import StoreError
 from shieldwall.model import (
     Action,
@@ -25,7 +30,7 @@ from shieldwall.model import (
     scope_str,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -74,6 +79,38 @@ CREATE INDEX IF NOT EXISTS nonces_age ON nonces (seen_at);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
+_MIGRATIONS: dict[int, str] = {
+    2: """
+CREATE TABLE IF NOT EXISTS evidence (
+    decision_id TEXT PRIMARY KEY,
+    data TEXT,          -- the chain the decision rests on (JSON), replaced by amendments
+    revoked TEXT        -- why it was revoked (JSON), if it was
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flags (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    member TEXT NOT NULL,
+    clause TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flags_member ON flags (member);
+CREATE TABLE IF NOT EXISTS treaty_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    data TEXT NOT NULL,
+    saved_at REAL NOT NULL
+);
+""",
+}
+"""Version → what upgrades the previous version to it (run in one transaction)."""
+
 _DECISION_COLS = "id, scope, action, origin, reason, created, expires, member, rule"
 
 
@@ -113,14 +150,38 @@ class SqliteStore:
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
-                self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
+                self._db.execute("INSERT INTO schema_version VALUES (1)")
+                version = 1
+            else:
+                version = int(row[0])
+            if version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{path}: schema version {row[0]} is newer than this shieldwall "
+                    f"{path}: schema version {version} is newer than this shieldwall "
                     f"({SCHEMA_VERSION})"
                 )
+            self._migrate(version)
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: {exc}") from exc
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    def _migrate(self, version: int) -> None:
+        """Upgrade in place, one version per transaction (DDL is transactional in SQLite)."""
+        db = self._db
+        while version < SCHEMA_VERSION:
+            version += 1
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("UPDATE schema_version SET version = ?", (version,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     # -- members -------------------------------------------------------------------
 
@@ -180,15 +241,33 @@ class SqliteStore:
     # -- decision log --------------------------------------------------------------
 
     async def append(
-        self, changes: Sequence[tuple[EventKind, Decision]], at: datetime
+        self,
+        changes: Sequence[tuple[EventKind, Decision]],
+        at: datetime,
+        evidence: Sequence[Plain | None] = (),
     ) -> list[DecisionEvent]:
         if not changes:
             return []
         out: list[DecisionEvent] = []
         db = self._db
+        if evidence and len(evidence) != len(changes):
+            raise ValueError("append: one evidence entry (or None) per change")
         try:
             db.execute("BEGIN IMMEDIATE")
-            for kind, d in changes:
+            for i, (kind, d) in enumerate(changes):
+                why = evidence[i] if evidence else None
+                if why is not None and kind is EventKind.ADD:
+                    db.execute(
+                        "INSERT INTO evidence (decision_id, data) VALUES (?, ?) "
+                        "ON CONFLICT(decision_id) DO UPDATE SET data = excluded.data",
+                        (d.id, json.dumps(why)),
+                    )
+                elif why is not None:
+                    db.execute(
+                        "INSERT INTO evidence (decision_id, revoked) VALUES (?, ?) "
+                        "ON CONFLICT(decision_id) DO UPDATE SET revoked = excluded.revoked",
+                        (d.id, json.dumps(why)),
+                    )
                 if kind is EventKind.ADD:
                     db.execute(
                         f"INSERT INTO decisions ({_DECISION_COLS}, state) "  # noqa: S608
@@ -259,6 +338,12 @@ class SqliteStore:
         ).fetchone()
         return None if row is None else _decision(row)
 
+    async def decision_state(self, decision_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT state FROM decisions WHERE id = ?", (decision_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     async def due_for_expiry(self, now: datetime, limit: int = 1000) -> list[Decision]:
         rows = self._db.execute(
             f"SELECT {_DECISION_COLS} FROM decisions "  # noqa: S608
@@ -284,6 +369,85 @@ class SqliteStore:
             Refusal(scope=parse_scope(r[2]), reason=r[4], member=r[1], at=_dt(r[0]), rule=r[3])
             for r in rows
         ]
+
+    # -- the treaty: evidence, flags, audit, state ---------------------------------
+
+    async def set_evidence(self, items: Sequence[tuple[str, Plain]]) -> None:
+        self._db.executemany(
+            "INSERT INTO evidence (decision_id, data) VALUES (?, ?) "
+            "ON CONFLICT(decision_id) DO UPDATE SET data = excluded.data",
+            [(decision_id, json.dumps(data)) for decision_id, data in items],
+        )
+
+    async def evidence(self, decision_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        ids = list(decision_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT decision_id, data FROM evidence "  # noqa: S608
+                f"WHERE data IS NOT NULL AND decision_id IN ({marks})",
+                chunk,
+            )
+            out.update({str(r[0]): dict(json.loads(r[1])) for r in rows})
+        return out
+
+    async def get_evidence(self, decision_id: str) -> EvidenceRecord | None:
+        row = self._db.execute(
+            "SELECT data, revoked FROM evidence WHERE decision_id = ?", (decision_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return EvidenceRecord(
+            decision_id,
+            None if row[0] is None else dict(json.loads(row[0])),
+            None if row[1] is None else dict(json.loads(row[1])),
+        )
+
+    async def record_flags(self, flags: Sequence[FlagRecord]) -> None:
+        self._db.executemany(
+            "INSERT INTO flags (at, member, clause, reason) VALUES (?, ?, ?, ?)",
+            [(_ts(f.at), f.member, f.clause, f.reason) for f in flags],
+        )
+
+    async def flags(self, limit: int = 100) -> list[FlagRecord]:
+        rows = self._db.execute(
+            "SELECT at, member, clause, reason FROM flags ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [FlagRecord(str(r[1]), str(r[2]), _dt(float(r[0])), str(r[3])) for r in rows]
+
+    async def record_audit(self, records: Sequence[Plain]) -> None:
+        self._db.executemany(
+            "INSERT INTO audit (at, actor, action, outcome, data) VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    float(r["at"]),
+                    str(r["actor"]),
+                    str(r["action"]),
+                    str(r["outcome"]),
+                    json.dumps(dict(r)),
+                )
+                for r in records
+            ],
+        )
+
+    async def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT data FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
+    async def save_treaty_state(self, state: Plain, at: datetime) -> None:
+        self._db.execute(
+            "INSERT INTO treaty_state (id, data, saved_at) VALUES (1, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET data = excluded.data, saved_at = excluded.saved_at",
+            (json.dumps(state, separators=(",", ":")), _ts(at)),
+        )
+
+    async def load_treaty_state(self) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT data FROM treaty_state WHERE id = 1").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     async def bump(self, counter: str, n: int = 1) -> None:
         self._db.execute(

@@ -1,0 +1,146 @@
+"""The SQLite store's treaty tables: version-2 migration in place, evidence stored with the log,
+the treaty's state surviving a restart of the council."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from shieldwall.clock import ManualClock
+from shieldwall.council.service import CouncilService
+from shieldwall.council.store.base import FlagRecord, MemberRecord
+from shieldwall.council.store.sqlite import _SCHEMA, SCHEMA_VERSION, SqliteStore
+from shieldwall.model import Action, Decision, EventKind, Origin, parse_scope
+from shieldwall.treaty import TreatyTerms
+from shieldwall.wire import signing
+from shieldwall.wire.messages import Report, WireSighting, encode
+
+
+def _decision(clock: ManualClock, scope: str = "203.0.113.5") -> Decision:
+    now = clock.now()
+    return Decision(
+        id=uuid.uuid4().hex,
+        scope=parse_scope(scope),
+        action=Action.BAN,
+        origin=Origin.ALERT,
+        reason="sshd: 5 failures at web1",
+        created=now,
+        expires=now + timedelta(hours=4),
+        member="web1",
+        rule="sshd",
+    )
+
+
+async def test_a_version_1_database_is_migrated_in_place(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "council.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(_SCHEMA)  # the version-1 tables, as shieldwall 0.1 made them
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    d = _decision(clock)
+    at = clock.now().timestamp()
+    db.execute(
+        "INSERT INTO decisions VALUES (?, '203.0.113.5', 'ban', 'alert', 'x', ?, ?, "
+        "'web1', 'sshd', 'active')",
+        (d.id, at, at + 3600),
+    )
+    db.execute("INSERT INTO events (kind, decision_id, at) VALUES ('add', ?, ?)", (d.id, at))
+    db.close()
+
+    store = SqliteStore(str(path))
+    assert store.schema_version == SCHEMA_VERSION == 2
+    seq, active = await store.active(clock.now())
+    assert (seq, [x.id for x in active]) == (1, [d.id])
+    assert await store.get_evidence(d.id) is None  # decided before evidence was kept
+    assert await store.load_treaty_state() is None
+    await store.record_flags([FlagRecord("web1", "blast-radius", clock.now(), "too many")])
+    assert [f.member for f in await store.flags()] == ["web1"]
+    await store.close()
+    again = SqliteStore(str(path))  # opening a version-2 database changes nothing
+    assert again.schema_version == 2
+    assert [f.clause for f in await again.flags()] == ["blast-radius"]
+    await again.close()
+
+
+async def test_evidence_goes_with_its_event_and_amendments_replace_it(
+    clock: ManualClock,
+) -> None:
+    store = SqliteStore(":memory:")
+    d = _decision(clock)
+    chain = {"clauses": ["article5.alert"], "members": ["web1"], "exhibits": [], "summary": "x"}
+    await store.append([(EventKind.ADD, d)], clock.now(), [chain])
+    assert await store.evidence([d.id, "other"]) == {d.id: chain}
+    amended = {**chain, "members": ["web1", "web2"]}
+    await store.set_evidence([(d.id, amended)])
+    why = {"clauses": ["revocation"], "members": ["web1"], "exhibits": [], "summary": "y"}
+    await store.append([(EventKind.REVOKE, d)], clock.now(), [why])
+    record = await store.get_evidence(d.id)
+    assert record is not None
+    assert (record.evidence, record.revoked) == (amended, why)
+    assert await store.decision_state(d.id) == "revoked"
+    await store.close()
+
+
+def _report(member: str, key: str, clock: ManualClock, source: str, count: int) -> bytes:
+    now = clock.now()
+    s = WireSighting(source=source, rule="sshd", kind="failure", count=count, first=now, last=now)
+    return encode(Report(id=uuid.uuid4().hex, member=member, sent_at=now, sightings=[s]))
+
+
+async def test_the_treatys_state_survives_a_restart(tmp_path: Path, clock: ManualClock) -> None:
+    """Sightings from 4 members before the restart and 1 after add up to a decision: the
+    state was saved at shutdown and restored at start."""
+    path = str(tmp_path / "council.db")
+    terms = TreatyTerms()
+    keys: dict[str, str] = {}
+    service = CouncilService(SqliteStore(path), terms, clock)
+    await service.start()
+    for i in range(5):
+        private, public = signing.generate()
+        keys[f"web{i}"] = private
+        await service.enroll(f"web{i}", public, ())
+    for i in range(4):
+        body = _report(f"web{i}", keys[f"web{i}"], clock, "203.0.113.40", 5)
+        sig = signing.sign(signing.signing_key(keys[f"web{i}"]), body)
+        assert (await service.receive_report(body, sig)).decided == []
+    await service.stop()
+    await service.store.close()
+
+    restarted = CouncilService(SqliteStore(path), terms, clock)
+    await restarted.start()
+    assert restarted.treaty.state.sizes()["treaty.sources"] == 1
+    body = _report("web4", keys["web4"], clock, "203.0.113.40", 5)
+    out = await restarted.receive_report(
+        body, signing.sign(signing.signing_key(keys["web4"]), body)
+    )
+    assert [str(d.scope) for d in out.decided] == ["203.0.113.40/32"]
+    explained = await restarted.explain(out.decided[0].id)
+    assert explained is not None
+    assert explained.evidence is not None
+    assert explained.evidence["members"] == [f"web{i}" for i in range(5)]
+    await restarted.stop()
+    await restarted.store.close()
+
+
+async def test_start_adopts_the_stores_decisions_and_their_evidence(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """With no saved state (a crash before the first save), ``sync`` rebuilds the active
+    decisions from the store; revoking the member still retracts what rested on it."""
+    path = str(tmp_path / "council.db")
+    store = SqliteStore(path)
+    await store.add_member(MemberRecord("web1", signing.generate()[1], (), "member", clock.now()))
+    d = _decision(clock)
+    chain = {"clauses": ["article5.alert"], "members": ["web1"], "exhibits": [], "summary": ""}
+    await store.append([(EventKind.ADD, d)], clock.now(), [chain])
+    service = CouncilService(store, TreatyTerms(), clock)
+    await service.start()
+    assert [x.id for x in service.treaty.active(clock.now())] == [d.id]
+    out = await service.revoke_member("web1")
+    assert out is not None
+    assert [x.id for x in out.revoked] == [d.id]
+    assert (await service.snapshot())[1] == []
+    await store.close()

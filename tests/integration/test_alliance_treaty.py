@@ -1,0 +1,70 @@
+"""The treaty across real processes: sightings below every member's local threshold add up,
+at the council, to a decision that every member enforces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shieldwall.demo import LocalAlliance
+
+pytestmark = pytest.mark.slow
+
+SOURCE = "203.0.113.90"
+TREATY = """
+[treaty.alliance]
+members = 3
+attempts = 6
+"""
+
+
+def test_sightings_at_several_members_become_a_decision_every_member_enforces(
+    tmp_path: Path,
+) -> None:
+    with LocalAlliance(n_members=4, root=tmp_path / "alliance", treaty=TREATY) as alliance:
+        attacked = alliance.members[:3]
+        for m in attacked:
+            alliance.attack(m, SOURCE, 2)  # sshd's maxretry is 5: no member alerts
+        applied = alliance.wait_applied(SOURCE, alliance.members, timeout=20)
+        assert set(applied) == {m.name for m in alliance.members}
+        (decision,) = alliance.active()["decisions"]
+        assert (decision["scope"], decision["member"]) == (SOURCE, None)
+        why = alliance.operator("GET", f"/v1/decisions/{decision['id']}/explain").json()
+        assert why["evidence"]["clauses"] == ["alliance.threshold"]
+        assert why["evidence"]["members"] == [m.name for m in attacked]
+        stats = alliance.stats()
+        assert stats["treaty.decided.alliance.threshold"] == 1
+        assert "treaty.decided.article5.alert" not in stats
+
+        # the operator's view of it, through the CLI
+        cfg = str(alliance.root / "council" / "council.toml")  # type: ignore[operator]
+
+        def sw(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "shieldwall", *args, "--config", cfg],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+
+        r = sw("decisions", "explain", decision["id"], "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["evidence"]["clauses"] == ["alliance.threshold"]
+        r = sw("decisions", "explain", decision["id"])
+        assert "alliance.threshold" in r.stdout
+        assert "member-1" in r.stdout
+        r = sw("consult", "203.0.113.91", "--reason", "seen in a honeypot", "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["status"] == "consulting"
+        r = sw("consult", "127.0.0.1")
+        assert r.returncode != 0
+        assert "protected:loopback" in r.stderr
+        r = sw("audit", "--json")
+        assert [a["action"] for a in json.loads(r.stdout)][-1] == "member.enroll"
+        r = sw("members", "flags", "--json")
+        assert json.loads(r.stdout) == []

@@ -13,6 +13,9 @@ repaired and counted in ``detector.counters``:
     a hit whose line has no timestamp the rule can read: the hit is dated ``now``.
 ``invalid_host``, ``ignored``
     from the matcher (the captured host is no IP address; an ignoreregex matched).
+``dns_host``, ``ambiguous_host``, ``no_address``
+    from ``dialect = "fail2ban"`` rules (the host is a name, which is never resolved; the
+    line also reads with another address; the failure id is no address): skipped.
 ``bucket_evicted``
     a bucket was dropped to keep at most ``max_tracked`` per rule.
 

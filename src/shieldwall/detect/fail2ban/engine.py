@@ -1,0 +1,503 @@
+"""Run a fail2ban filter on log lines: fail2ban's matching semantics, shieldwall's safety.
+
+:class:`CompiledFilter` is the immutable, compiled form of a ``dialect = "fail2ban"`` rule
+(built once, in :class:`~shieldwall.detect.rule.Rule`). :class:`Fail2banEngine` is its
+per-detector state (date fallback, multi-line buffer and failure cache); the
+:class:`~shieldwall.detect.detector.Detector` uses it instead of the native
+:class:`~shieldwall.detect.matcher.Matcher` and ``TimeParser`` (same ``match``/``explain``
+and ``parse`` methods).
+
+For each line, as fail2ban does:
+
+1. find the date (:mod:`.dates`) and cut it out of the line;
+2. a line matching any ``ignoreregex`` is ignored (counter ``ignored``);
+3. the line joins the ``maxlines`` buffer; ``prefregex``, if any, must match (searched), and
+   its ``<F-CONTENT>`` becomes the text the failregex see;
+4. the ``failregex`` are searched in order, the first that matches wins (``pattern`` is its
+   index); its lines are checked against ``ignoreregex`` again;
+5. the groups of ``prefregex`` and of the failregex are merged; with ``<F-MLFID>`` they are
+   merged into the multi-line failure (:mod:`.multiline`); ``<F-NOFAIL>`` lines are helpers;
+6. the source is the ``ip4``/``ip6`` group, validated as an IP address.
+
+Differences, all on the safe side:
+
+* a host name (``dns`` group) is never resolved: the line is skipped (``dns_host``);
+* a failure id that is not an address (``<F-ID>``) cannot be a source: skipped
+  (``no_address``);
+* **attribution must be unambiguous.** After a match, every other address of the text is
+  in turn *marked*, and a variant of the same regex whose address groups only match marked
+  text is searched: a match means the regex also reads the line with that other address as
+  the source, and an attacker who writes part of the line (a user name, a URL) may be the
+  one choosing which reading wins. The line then gives no address (counter
+  ``ambiguous_host``; with ``<F-MLFID>``, an address an earlier line of the same connection
+  gave unambiguously is still used). A text holding more than 16 other addresses is not
+  examined and is ambiguous. For a regex that is not anchored at the end (``$``), an
+  address that follows the captured one after the same literal text (``from `` in
+  ``… from <HOST>``) is ambiguous too: the captured address may be attacker text placed in
+  front of the real one. fail2ban attributes these lines; shieldwall prefers to miss them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Final
+
+from shieldwall.detect.fail2ban.dates import DateFinder, DateMatch, DateTemplate
+from shieldwall.detect.fail2ban.multiline import FailureCache, Groups, LineBuffer, matched_lines
+from shieldwall.detect.fail2ban.tags import (
+    ADDRESS_GROUPS,
+    MARK_END,
+    MARK_START,
+    ExpandedRegex,
+    compile_regex,
+)
+from shieldwall.detect.matcher import MatchExplanation, MatchResult
+from shieldwall.errors import InvalidScope, RuleError
+from shieldwall.model import Address, Counters, parse_address
+
+__all__ = ["MAX_OTHER_ADDRESSES", "CompiledFilter", "Fail2banEngine", "Outcome"]
+
+_V4: Final = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d)")
+_V6: Final = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])")
+_ADDRESS_TAG: Final = re.compile(r"<(?:HOST|ADDR|IP4|IP6|SUBNET|F-(?:ADDR|IP4|IP6|SUBNET)/)>")
+_LITERAL: Final = frozenset(" =:,\"'@-_/#")
+_MIN_CONTEXT: Final = 3
+MAX_OTHER_ADDRESSES: Final = 16
+"""Other addresses examined per match; a text with more is ambiguous (bounded work)."""
+
+
+def _context(source: str) -> str:
+    """The literal text right before the first address tag of ``source`` (``"from "``)."""
+    found = _ADDRESS_TAG.search(source)
+    if found is None:
+        return ""
+    prefix = source[: found.start()]
+    out: list[str] = []
+    i = len(prefix)
+    while i > 0:
+        char = prefix[i - 1]
+        escaped = i >= 2 and prefix[i - 2] == "\\" and not (i >= 3 and prefix[i - 3] == "\\")
+        if escaped:
+            if char.isalnum():
+                break  # \d, \s, \S…: a class, not a literal
+            out.append(char)
+            i -= 2
+            continue
+        if char.isalnum() or char in _LITERAL:
+            out.append(char)
+            i -= 1
+            continue
+        break
+    context = "".join(reversed(out))
+    return context if len(context.strip()) >= _MIN_CONTEXT else ""
+
+
+def _end_anchored(source: str) -> bool:
+    text = source.rstrip()
+    while text.endswith(")") and not text.endswith("\\)"):
+        text = text[:-1].rstrip()
+    if not text.endswith("$"):
+        return False
+    backslashes = len(text[:-1]) - len(text[:-1].rstrip("\\"))
+    return backslashes % 2 == 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Failregex:
+    expanded: ExpandedRegex
+    end_anchored: bool
+    context: str
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return self.expanded.regex
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFilter:
+    """A fail2ban filter compiled (immutable; share it between detectors)."""
+
+    origin: str
+    failregex: tuple[_Failregex, ...]
+    prefregex: ExpandedRegex | None
+    ignoreregex: tuple[ExpandedRegex, ...]
+    dates: tuple[DateTemplate, ...] | None
+    maxlines: int
+    distinct: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        origin: str,
+        failregex: Sequence[str],
+        *,
+        prefregex: str | None = None,
+        ignoreregex: Sequence[str] = (),
+        dates: Sequence[DateTemplate] | None = (),
+        maxlines: int = 1,
+        use_dns: bool = True,
+        distinct: str | None = None,
+    ) -> CompiledFilter:
+        """Compile; raises RuleError naming ``origin`` and the regex at fault."""
+        multiline = maxlines > 1
+        pref = None
+        if prefregex:
+            pref = compile_regex(
+                prefregex, origin, "prefregex", use_dns=use_dns, multiline=multiline
+            )
+        fails = []
+        for i, source in enumerate(failregex):
+            expanded = compile_regex(
+                source, origin, f"failregex[{i}]", use_dns=use_dns, multiline=multiline
+            )
+            if not expanded.has_id() and not (pref is not None and pref.has_id()):
+                raise RuleError(
+                    f"{origin}: failregex[{i}]: no <HOST>, <ADDR>, <F-ID> or <F-MLFID> "
+                    f"(neither here nor in prefregex): {source!r}"
+                )
+            fails.append(_Failregex(expanded, _end_anchored(source), _context(source)))
+        if not fails:
+            raise RuleError(f"{origin}: failregex: at least one pattern is required")
+        ignores = tuple(
+            compile_regex(source, origin, f"ignoreregex[{i}]", use_dns=use_dns)
+            for i, source in enumerate(ignoreregex)
+        )
+        if distinct is not None and not any(
+            distinct in r.regex.groupindex
+            for r in (*(f.expanded for f in fails), *((pref,) if pref else ()))
+        ):
+            raise RuleError(f"{origin}: distinct: no regex captures <F-{distinct.upper()}>")
+        return cls(
+            origin=origin,
+            failregex=tuple(fails),
+            prefregex=pref,
+            ignoreregex=ignores,
+            dates=None if dates is None else tuple(dates),
+            maxlines=maxlines,
+            distinct=distinct,
+        )
+
+    def engine(self, tz: tzinfo, counters: Counters | None = None) -> Fail2banEngine:
+        return Fail2banEngine(self, tz, counters)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one line did (``reason`` as in :class:`MatchExplanation`, plus ``dns-host``,
+    ``ambiguous-host``, ``no-address``, ``nofail``, ``pending``)."""
+
+    reason: str
+    detail: str
+    pattern: int | None = None
+    host: str | None = None
+    source: Address | None = None
+    ignore: int | None = None
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+class _State:
+    __slots__ = ("buffer", "cache")
+
+    def __init__(self, maxlines: int) -> None:
+        self.buffer = LineBuffer(maxlines)
+        self.cache = FailureCache()
+
+
+class Fail2banEngine:
+    """One filter's matching state inside one detector."""
+
+    __slots__ = (
+        "_counters",
+        "_finder",
+        "_found",
+        "_last_date",
+        "_state",
+        "_text",
+        "_tz",
+        "compiled",
+        "last",
+    )
+
+    def __init__(self, compiled: CompiledFilter, tz: tzinfo, counters: Counters | None) -> None:
+        self.compiled = compiled
+        self._tz = tz
+        self._counters = counters if counters is not None else Counters()
+        self._finder = DateFinder(compiled.dates) if compiled.dates is not None else None
+        self._state = _State(compiled.maxlines)
+        self._text: str | None = None
+        self._found: DateMatch | None = None
+        self._last_date: DateMatch | None = None
+        self.last: Outcome | None = None
+
+    # -- the Matcher/TimeParser interface used by the Detector --------------------------
+
+    def match(self, text: str) -> MatchResult | None:
+        """Feed one line (in order); a result when it completes a failure."""
+        found = self._finder.find(text) if self._finder is not None else None
+        self._text = text
+        self._found = found
+        if found is not None and found.end > found.start:
+            self._last_date = found
+        outcome = _evaluate(self.compiled, text, found, self._state)
+        self.last = outcome
+        reason = outcome.reason
+        if reason == "hit" and outcome.source is not None and outcome.pattern is not None:
+            distinct = self.compiled.distinct
+            if distinct is None:
+                return MatchResult(outcome.source, outcome.pattern)
+            value = outcome.fields.get(distinct)
+            return MatchResult(outcome.source, outcome.pattern, "" if value is None else str(value))
+        if reason in ("ignored", "dns-host", "ambiguous-host", "no-address", "invalid-host"):
+            self._counters.inc(reason.replace("-", "_"))
+        return None
+
+    def parse(self, text: str, now: datetime) -> datetime | None:
+        """The time of ``text``: its own date; for a line without one (or whose template
+        matched an empty date, such as ``^WARNING:()``), that of the last dated line."""
+        if text == self._text:
+            found = self._found
+            if found is None or found.end == found.start:
+                found = self._last_date
+        else:
+            found = self._finder.find(text) if self._finder is not None else None
+        if found is None or found.end == found.start:
+            return None
+        return DateFinder.convert(found, now, self._tz)
+
+    def explain(self, text: str) -> MatchExplanation:
+        """How a lone line is judged (fresh multi-line state; counts nothing)."""
+        found = self._finder.find(text) if self._finder is not None else None
+        outcome = _evaluate(self.compiled, text, found, _State(self.compiled.maxlines))
+        return MatchExplanation(
+            outcome.reason,
+            outcome.detail,
+            pattern=outcome.pattern,
+            host=outcome.host,
+            source=outcome.source,
+            ignore=outcome.ignore,
+        )
+
+    def reset(self) -> None:
+        """Forget the multi-line state and the last date."""
+        self._state = _State(self.compiled.maxlines)
+        self._text = self._found = self._last_date = None
+
+
+def _ignored(compiled: CompiledFilter, text: str) -> int | None:
+    for i, regex in enumerate(compiled.ignoreregex):
+        if regex.regex.search(text) is not None:
+            return i
+    return None
+
+
+def _merge_alternates(groups: Groups, alternates: Sequence[tuple[str, str]]) -> None:
+    for name, target in alternates:
+        value = groups.get(name)
+        if value and not groups.get(target):
+            groups[target] = value
+
+
+def _address(text: str) -> Address | None:
+    try:
+        return parse_address(text)
+    except InvalidScope:
+        return None
+
+
+def _candidates(text: str, span: tuple[int, int]) -> Iterator[tuple[int, int, Address]]:
+    """Addresses in ``text`` outside ``span``."""
+    for pattern in (_V4, _V6):
+        for found in pattern.finditer(text):
+            start, end = found.span()
+            if start < span[1] and end > span[0]:
+                continue
+            address = _address(found.group(0))
+            if address is not None:
+                yield start, end, address
+
+
+def _ambiguous(
+    regex: ExpandedRegex,
+    text: str,
+    span: tuple[int, int],
+    chosen: Address,
+    anchored: bool,
+    context: str,
+) -> str | None:
+    """Why attributing ``chosen`` (at ``span`` of ``text``) is unsafe, or None.
+
+    Another address of the line is *marked* and the regex variant whose address groups only
+    match marked text is searched: a match means the line also reads with that address.
+    """
+    clean = text.replace(MARK_START, "\ufffd").replace(MARK_END, "\ufffd")
+    marked = regex.marked
+    examined = 0
+    for start, end, address in _candidates(clean, span):
+        if address == chosen:
+            continue
+        examined += 1
+        if examined > MAX_OTHER_ADDRESSES:
+            return f"the text holds more than {MAX_OTHER_ADDRESSES} other addresses"
+        other = clean[start:end]
+        if marked is not None:
+            probe = clean[:start] + MARK_START + other + MARK_END + clean[end:]
+            if marked.search(probe) is not None:
+                return f"the regex also reads the line with {other!r} as the address"
+        if not anchored and context and start >= span[1]:
+            before = clean[:start].rstrip("[(\"'<")
+            if before.endswith(context):
+                return (
+                    f"the regex is not anchored at the end and {context + other!r} follows "
+                    "the captured address"
+                )
+    return None
+
+
+def _host_span(found: re.Match[str]) -> tuple[str, tuple[int, int]] | None:
+    for name in ADDRESS_GROUPS:
+        if name in found.re.groupindex and found.group(name) is not None:
+            return found.group(name), found.span(name)
+    return None
+
+
+def _evaluate(
+    compiled: CompiledFilter, text: str, found: DateMatch | None, state: _State
+) -> Outcome:
+    line = text[: found.start] + text[found.end :] if found is not None else text
+    lines = state.buffer.push(line)
+    buf = "\n".join(lines) + "\n"
+    # fail2ban checks ignoreregex on the whole line first only when there are clearly fewer
+    # of them than failregex; always on what the failregex matched (below)
+    if compiled.ignoreregex and len(compiled.ignoreregex) < len(compiled.failregex) - 2:
+        ignore = _ignored(compiled, buf)
+        if ignore is not None:
+            return Outcome("ignored", f"ignoreregex[{ignore}] matches the line", ignore=ignore)
+    original = buf
+    pre_groups: Groups = {}
+    pref = compiled.prefregex
+    pre_match: re.Match[str] | None = None
+    if pref is not None:
+        pre_match = pref.regex.search(buf)
+        if pre_match is None:
+            return Outcome("prefix", "prefregex does not match")
+        pre_groups = dict(pre_match.groupdict())
+        content = pre_groups.pop("content", None)
+        if content:
+            buf = str(content) + "\n"
+            lines = [str(content)]
+            if compiled.maxlines > 1:
+                state.buffer.keep(list(lines))
+    for index, fail in enumerate(compiled.failregex):
+        hit = fail.regex.search(buf)
+        if hit is None:
+            continue
+        skipped: list[str] = []
+        for n in range(fail.expanded.skiplines):
+            value = hit.group(f"skiplines{n}")
+            if value:
+                skipped += value.splitlines()
+        matched, unmatched = matched_lines(lines, buf, hit.start(), hit.end(), skipped)
+        if compiled.maxlines > 1:
+            state.buffer.keep(unmatched)
+        seen = "\n".join(matched) + "\n" if compiled.maxlines > 1 else buf
+        ignore = _ignored(compiled, seen) if compiled.ignoreregex else None
+        if ignore is not None:
+            return Outcome(
+                "ignored",
+                f"failregex[{index}] matches but ignoreregex[{ignore}] too",
+                pattern=index,
+                ignore=ignore,
+            )
+        groups: Groups = dict(pre_groups)
+        # a group the failregex has but did not fill keeps the prefregex value
+        groups.update(
+            (k, v) for k, v in hit.groupdict().items() if v is not None or k not in groups
+        )
+        _merge_alternates(groups, fail.expanded.alternates)
+        doubt = _doubt(fail, hit, buf, pref, pre_match, original)
+        if doubt is not None:
+            for name in (*ADDRESS_GROUPS, "dns"):
+                groups.pop(name, None)
+        mlfid = groups.get("mlfid")
+        if mlfid is not None:
+            groups = state.cache.merge(str(mlfid), groups)
+        if groups.get("nofail"):
+            if doubt is not None:
+                return Outcome("ambiguous-host", f"failregex[{index}] matches but {doubt}", index)
+            return Outcome(
+                "nofail", f"failregex[{index}] matches a helper line (no failure)", index
+            )
+        outcome = _attribute(index, groups)
+        if outcome.reason == "pending":
+            if mlfid is not None:
+                groups["mlfpending"] = 1
+            if doubt is not None:
+                return Outcome("ambiguous-host", f"failregex[{index}] matches but {doubt}", index)
+        return outcome
+    return Outcome("no-match", "no failregex matches")
+
+
+def _doubt(
+    fail: _Failregex,
+    hit: re.Match[str],
+    buf: str,
+    pref: ExpandedRegex | None,
+    pre_match: re.Match[str] | None,
+    original: str,
+) -> str | None:
+    """Why the address this line gives may not be the source (see the module doc)."""
+    own = _host_span(hit)
+    if own is not None:
+        regex, text, anchored, context = fail.expanded, buf, fail.end_anchored, fail.context
+    elif pref is not None and pre_match is not None:
+        own = _host_span(pre_match)
+        regex, text, anchored, context = pref, original, True, ""
+    if own is None:
+        return None
+    address = _address(own[0])
+    if address is None:
+        return None
+    return _ambiguous(regex, text, own[1], address, anchored, context)
+
+
+def _attribute(index: int, groups: Groups) -> Outcome:
+    fields = {k: v for k, v in groups.items() if v is not None}
+    for name in ADDRESS_GROUPS:
+        host = groups.get(name)
+        if host is not None:
+            address = _address(str(host))
+            if address is None:
+                return Outcome(
+                    "invalid-host",
+                    f"failregex[{index}] matches but {host!r} is not a valid IP address",
+                    index,
+                    str(host),
+                )
+            return Outcome(
+                "hit", f"failregex[{index}] matches", index, str(host), address, fields=fields
+            )
+    dns = groups.get("dns")
+    if dns is not None:
+        return Outcome(
+            "dns-host",
+            f"failregex[{index}] matches but the host {dns!r} is a name (never resolved)",
+            index,
+            str(dns),
+        )
+    fid = groups.get("fid")
+    if fid is not None:
+        address = _address(str(fid))
+        if address is not None:
+            return Outcome(
+                "hit", f"failregex[{index}] matches", index, str(fid), address, fields=fields
+            )
+        return Outcome(
+            "no-address",
+            f"failregex[{index}] matches but its failure id {fid!r} is no address",
+            index,
+            str(fid),
+        )
+    return Outcome("pending", f"failregex[{index}] matches; the failure has no address yet", index)

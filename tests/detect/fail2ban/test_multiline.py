@@ -1,0 +1,49 @@
+"""The multi-line state: the maxlines buffer and the F-MLFID failure cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from shieldwall.detect.fail2ban.multiline import FailureCache, LineBuffer, matched_lines
+
+
+def test_the_buffer_keeps_the_last_lines() -> None:
+    buffer = LineBuffer(3)
+    for line in "abcd":
+        buffer.push(line)
+    assert buffer.lines == ["b", "c", "d"]
+    assert LineBuffer(1).push("x") == ["x"]
+    with pytest.raises(ValueError, match="maxlines"):
+        LineBuffer(0)
+
+
+def test_matched_lines_split_the_buffer_and_skipped_lines_stay() -> None:
+    lines = ["one", "two", "three", "four"]
+    text = "\n".join(lines) + "\n"
+    start, end = text.index("two"), text.index("three") + len("three")
+    assert matched_lines(lines, text, start, end, []) == (["two", "three"], ["one", "four"])
+    assert matched_lines(lines, text, start, end, ["two"]) == (["three"], ["one", "two", "four"])
+    assert matched_lines(["only"], "only\n", 0, 4, []) == (["only"], [])
+
+
+def test_the_cache_merges_forgets_and_is_bounded() -> None:
+    cache = FailureCache(size=2)
+    first = cache.merge("a", {"ip4": "192.0.2.1", "nofail": "x", "user": "u"})
+    assert first["nofail"] == "x"
+    merged = cache.merge("a", {"ip4": None, "user": "u"})  # a None value never erases
+    assert merged["ip4"] == "192.0.2.1"
+    assert "nofail" not in merged  # nofail belongs to the line that set it
+    cache.merge("b", {})
+    cache.merge("c", {})  # "a" is the least recently used: out
+    assert len(cache) == 2
+    assert "ip4" not in cache.merge("a", {})
+    cache.merge("c", {"mlfforget": "closed"})
+    assert cache.merge("c", {}) == {}
+
+
+def test_two_user_names_turn_a_success_into_a_failure() -> None:
+    cache = FailureCache()
+    cache.merge("pid", {"user": "root", "nofail": "Failed"})
+    done = cache.merge("pid", {"user": "admin", "mlfgained": "Accepted", "mlfforget": "x"})
+    assert "nofail" not in done
+    assert done["users"] == {"root", "admin"}

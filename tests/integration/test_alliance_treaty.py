@@ -68,3 +68,23 @@ def test_sightings_at_several_members_become_a_decision_every_member_enforces(
         assert [a["action"] for a in json.loads(r.stdout)][-1] == "member.enroll"
         r = sw("members", "flags", "--json")
         assert json.loads(r.stdout) == []
+
+
+def test_low_and_slow_across_fifty_real_agents(tmp_path: Path) -> None:
+    """Issue 4's low-and-slow case with real processes: 50 members each see 2 failed logins
+    from one source (below every local threshold: sshd's maxretry is 5) → the alliance, with
+    its default thresholds, decides it, and all 50 members enforce it."""
+    source = "203.0.113.150"
+    with LocalAlliance(n_members=50, root=tmp_path / "fifty") as alliance:
+        for m in alliance.members:
+            alliance.attack(m, source, 2)
+        applied = alliance.wait_applied(source, alliance.members, timeout=60)
+        missing = sorted({m.name for m in alliance.members} - set(applied))
+        assert missing == []
+        (decision,) = alliance.active()["decisions"]
+        assert decision["scope"] == source
+        why = alliance.operator("GET", f"/v1/decisions/{decision['id']}/explain").json()
+        assert why["evidence"]["clauses"] == ["alliance.threshold"]
+        assert len(why["evidence"]["members"]) >= 5  # the default [treaty.alliance] members
+        stats = alliance.stats()
+        assert "treaty.decided.article5.alert" not in stats

@@ -187,8 +187,8 @@ path, kind, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 if kind == "native":
     rules = [builtin_rule(n) for n in names]
 else:
-    from shieldwall.detect.fail2ban import load_filter_rule
-    rules = [load_filter_rule(n) for n in names]
+    from shieldwall.detect.fail2ban.rules import load_fail2ban_rule
+    rules = [load_fail2ban_rule(n)[0] for n in names]
 det = Detector(rules)
 now = datetime(2026, 3, 20, tzinfo=UTC)
 src = FileSource(path, None)

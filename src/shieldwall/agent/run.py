@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
 from collections import OrderedDict
@@ -35,6 +36,7 @@ from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
 from shieldwall.decision_log import DecisionView, blocked_scopes, diff
 from shieldwall.detect import Detector, builtin_rule, load_rule
 from shieldwall.detect.bucket import BucketRow
+from shieldwall.detect.fail2ban.rules import load_fail2ban_rule
 from shieldwall.detect.rule import Rule
 from shieldwall.enforce.base import Enforcer
 from shieldwall.enforce.log import LogEnforcer
@@ -72,16 +74,33 @@ MAX_ANSWERED = 10_000
 """Consultations remembered as answered (each is answered once)."""
 
 
+_F2B_OPTIONS = re.compile(r"^(?P<path>[^\[]+\.conf)(?:\[(?P<options>[^\]]*)\])?$")
+
+
 def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
-    """Rule names are shipped rules (``sshd``) or paths to native ``.toml`` files."""
+    """Rule names are shipped rules (``sshd``), paths to native ``.toml`` files, or fail2ban
+    filter files, optionally with options as in a jail: ``/etc/fail2ban/filter.d/sshd.conf``,
+    ``…/sshd.conf[mode=aggressive, maxretry=3]``."""
     rules = []
     for name in names:
         try:
-            if name.endswith(".toml") or "/" in name:
+            f2b = _F2B_OPTIONS.match(name.strip())
+            if f2b is not None:
+                options = {}
+                for item in (f2b.group("options") or "").split(","):
+                    if item.strip():
+                        key, sep, value = item.partition("=")
+                        if not sep:
+                            raise ConfigError(origin, "watch.rules", f"{name}: {item!r} is not k=v")
+                        options[key.strip()] = value.strip()
+                rules.append(load_fail2ban_rule(f2b.group("path"), options)[0])
+            elif name.endswith(".toml") or "/" in name:
                 rules.append(load_rule(name))
             else:
                 rules.append(builtin_rule(name))
-        except ShieldwallError as exc:
+        except ConfigError:
+            raise
+        except (ShieldwallError, OSError, ValueError) as exc:
             raise ConfigError(origin, "watch.rules", f"{name}: {exc}") from exc
     return rules
 

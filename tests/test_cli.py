@@ -49,6 +49,7 @@ def test_every_listing_command_has_json(path: tuple[str, ...]) -> None:
 def test_the_listings_found_are_the_expected_ones() -> None:
     assert {" ".join(p) for p in LISTINGS} >= {
         "members list",
+        "allowlist list",
         "decisions list",
         "decisions refused",
         "rules list",

@@ -358,3 +358,46 @@ async def test_the_new_endpoints_are_described_in_the_openapi_schema(council: Co
     ):
         assert paths[path][method]["summary"], path
     assert "sightings" in paths["/v1/reports"]["post"]["description"]
+
+
+async def test_allowlist_changes_are_audited_revoke_overlaps_and_survive_a_restart(
+    council: Council,
+) -> None:
+    from shieldwall.council.service import CouncilService
+
+    a = await enroll(council, "web1")
+    out = await a.alert(council, "203.0.113.77")
+    (decided,) = out["decided"]
+    async with operator(council) as http:
+        r = await http.post("/v1/allowlist", json={"scope": "203.0.113.0/24", "reason": "partner"})
+        assert r.status_code == 200
+        assert [d["id"] for d in r.json()["revoked"]] == [decided]
+        listing = (await http.get("/v1/allowlist")).json()
+        assert listing == {"configured": ["198.51.100.0/24"], "added": ["203.0.113.0/24"]}
+        r = await http.post("/v1/allowlist", json={"scope": "198.51.100.0/24", "action": "remove"})
+        assert r.status_code == 409  # a config entry is changed in council.toml
+        r = await http.post("/v1/allowlist", json={"scope": "not-a-scope"})
+        assert r.status_code == 400
+    assert await active(council) == []
+    refused = await a.alert(council, "203.0.113.78")
+    assert refused["decided"] == []
+    assert [x["reason"] for x in refused["refused"]] == ["protected:allowlist"]
+    # a new council over the same store (a restart) still protects the range
+    again = CouncilService(
+        council.service.store, council.service.terms, council.clock, replay_window=300
+    )
+    await again.start()
+    assert again.allowlist()[1] == council.service.allowlist()[1]
+    async with operator(council) as http:
+        r = await http.post(
+            "/v1/allowlist", json={"scope": "203.0.113.0/24", "action": "remove", "reason": "x"}
+        )
+        assert r.status_code == 200
+        audit = (await http.get("/v1/audit")).json()
+    assert [(x["action"], x["outcome"]) for x in reversed(audit) if "allowlist" in x["action"]] == [
+        ("allowlist.add", "done"),
+        ("allowlist.remove", "refused:configured"),
+        ("allowlist.remove", "done"),
+    ]
+    assert len((await a.alert(council, "203.0.113.79"))["decided"]) == 1
+    await a.client.close()

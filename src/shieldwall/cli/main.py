@@ -446,6 +446,52 @@ def audit(as_json: bool, **conn: Any) -> None:
     click.echo(_table(rows, ["AT", "ACTOR", "ACTION", "OUTCOME", "TARGET", "DECISIONS", "REASON"]))
 
 
+@cli.group()
+def allowlist() -> None:
+    """Addresses and networks the alliance never decides against (changes are audited)."""
+
+
+@allowlist.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@operator_options
+def allowlist_list(as_json: bool, **conn: Any) -> None:
+    """List the allowlist: entries of the council's config file and run-time additions."""
+    _, body = operator_from(**conn).call("GET", "/v1/allowlist")
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    rows = [[s, "config"] for s in body["configured"]] + [[s, "added"] for s in body["added"]]
+    click.echo(_table(rows, ["SCOPE", "FROM"]))
+
+
+@allowlist.command("add")
+@click.argument("scope")
+@click.option("--reason", default="", help="Why (kept in the audit trail).")
+@operator_options
+def allowlist_add(scope: str, reason: str, **conn: Any) -> None:
+    """Protect SCOPE (IP or CIDR) from now on; active decisions overlapping it are revoked."""
+    status_code, body = operator_from(**conn).call(
+        "POST", "/v1/allowlist", {"scope": scope, "action": "add", "reason": reason}
+    )
+    if status_code != 200:
+        raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
+    click.echo(f"allowlisted {body['added']}; revoked {len(body['revoked'])} decision(s)")
+
+
+@allowlist.command("remove")
+@click.argument("scope")
+@click.option("--reason", default="", help="Why (kept in the audit trail).")
+@operator_options
+def allowlist_remove(scope: str, reason: str, **conn: Any) -> None:
+    """Stop protecting SCOPE (run-time entries only; config entries live in council.toml)."""
+    status_code, body = operator_from(**conn).call(
+        "POST", "/v1/allowlist", {"scope": scope, "action": "remove", "reason": reason}
+    )
+    if status_code != 200:
+        raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
+    click.echo(f"removed {body['removed']} from the allowlist")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @operator_options

@@ -512,6 +512,49 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         )
 
     @operator
+    async def allowlist(request: Request) -> Response:
+        """
+        summary: The allowlist (GET), or a change to it (POST).
+        description: >
+          GET gives {"configured": [...], "added": [...]}: entries of the council's config
+          file, and entries added at run time. POST {"scope", "action": "add"|"remove",
+          "reason"?} changes the run-time part; every change is audited, and adding a scope
+          revokes the active decisions that overlap it. Config entries are changed in the
+          config file (removing one here answers 409).
+        responses:
+          200: {description: the allowlist, or the result of the change}
+          400: {description: malformed}
+          409: {description: not a run-time entry}
+        """
+        if request.method == "GET":
+            configured, added = service.allowlist()
+            return JSONResponse(
+                {
+                    "configured": [scope_str(s) for s in configured],
+                    "added": [scope_str(s) for s in added],
+                }
+            )
+        try:
+            data = await read_json(request)
+            if not isinstance(data, dict):
+                raise WireError("body must be an object")
+            scope = parse_scope(str(data["scope"]))
+            action = str(data.get("action", "add"))
+            if action not in ("add", "remove"):
+                raise WireError("action is add or remove")
+            reason = str(data.get("reason") or "")[:500]
+        except (KeyError, InvalidScope, WireError) as exc:
+            return _error(400, "malformed", str(exc))
+        if action == "add":
+            revoked = await service.allowlist_add(scope, reason)
+            return JSONResponse(
+                {"added": scope_str(scope), "revoked": [_decision_json(d) for d in revoked]}
+            )
+        if not await service.allowlist_remove(scope, reason):
+            return _error(409, "not-run-time", f"{scope_str(scope)} is not a run-time entry")
+        return JSONResponse({"removed": scope_str(scope)})
+
+    @operator
     async def flags(request: Request) -> Response:
         """
         summary: Members flagged by the treaty, newest first.
@@ -593,6 +636,7 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         Route("/v1/decisions/{id}/explain", explain, methods=["GET"]),
         Route("/v1/concerns", concerns, methods=["POST"]),
         Route("/v1/flags", flags, methods=["GET"]),
+        Route("/v1/allowlist", allowlist, methods=["GET", "POST"]),
         Route("/v1/audit", audit, methods=["GET"]),
         Route("/v1/members", members, methods=["GET", "POST"]),
         Route("/v1/members/{name}/revoke", revoke_member, methods=["POST"]),

@@ -55,6 +55,8 @@ from shieldwall.model import (
 from shieldwall.treaty import (
     TRUST_LEVELS,
     Alerted,
+    AllowlistAdd,
+    AllowlistRemove,
     Amend,
     Answered,
     Audit,
@@ -547,6 +549,30 @@ class CouncilService:
         if out.revoked:
             await self.store.bump("decisions.revoked", len(out.revoked))
         return out.revoked
+
+    async def allowlist_add(self, scope: Scope, reason: str) -> list[Decision]:
+        """Protect ``scope`` from now on (audited); active decisions overlapping it are
+        revoked. The treaty state is saved at once, so the change survives a crash."""
+        async with self._lock:
+            now = self.clock.now()
+            out = await self._handle([AllowlistAdd(scope, OPERATOR, reason)], now)
+        await self.save_state()
+        return out.revoked
+
+    async def allowlist_remove(self, scope: Scope, reason: str) -> bool:
+        """Stop protecting a scope added at run time (audited). Entries of the council's
+        config file are changed there; removing one here is refused (False)."""
+        async with self._lock:
+            now = self.clock.now()
+            before = list(self.treaty.state.allowlist)
+            await self._handle([AllowlistRemove(scope, OPERATOR, reason)], now)
+            removed = scope in before and scope not in self.treaty.state.allowlist
+        await self.save_state()
+        return removed
+
+    def allowlist(self) -> tuple[list[Scope], list[Scope]]:
+        """``(configured, added at run time)``."""
+        return list(self.treaty.terms.allowlist), list(self.treaty.state.allowlist)
 
     async def expire_due(self) -> int:
         """Append ``expire`` events for decisions past their expiry. Returns how many."""

@@ -88,3 +88,58 @@ def test_low_and_slow_across_fifty_real_agents(tmp_path: Path) -> None:
         assert len(why["evidence"]["members"]) >= 5  # the default [treaty.alliance] members
         stats = alliance.stats()
         assert "treaty.decided.article5.alert" not in stats
+
+
+def test_a_poisoning_member_is_contained_and_revoked_at_every_member(tmp_path: Path) -> None:
+    """A compromised enrolled member floods the real council with 10,000 alerts (protected
+    and members' own addresses among them): the agents enforce at most its blast radius and
+    nothing protected; once it is revoked, nothing it alone caused stays blocked anywhere."""
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime
+
+    from shieldwall.agent.client import CouncilClient
+    from shieldwall.clock import SystemClock
+    from shieldwall.wire.messages import WireAlert
+    from shieldwall.wire.signing import generate
+    from tests.integration.test_alliance import enforced_set, wait_for
+
+    with LocalAlliance(n_members=3, root=tmp_path / "poison") as alliance:
+        private, public_key = generate()
+        r = alliance.operator("POST", "/v1/members", {"name": "evil", "public_key": public_key})
+        assert r.status_code == 201
+        protected = ["127.0.0.1", "10.0.0.1", "192.168.1.1", "169.254.0.1", "::1", "fe80::1"]
+        targets = protected + [f"198.18.{i // 250}.{i % 250 + 1}" for i in range(10_000 - 6)]
+        now = datetime.now(UTC)
+        alerts = [WireAlert(rule="sshd", source=t, first=now, last=now, count=5) for t in targets]
+
+        async def flood() -> int:
+            client = CouncilClient(alliance.url, "evil", private, SystemClock())
+            try:
+                answers = await asyncio.gather(
+                    *(
+                        client.send_report(uuid.uuid4().hex, alerts[i : i + 1000])
+                        for i in range(0, len(alerts), 1000)
+                    )
+                )
+            finally:
+                await client.close()
+            return sum(len(a["decided"]) for a in answers)  # type: ignore[arg-type]
+
+        decided = asyncio.run(flood())
+        assert decided == 100  # the blast radius of a "member"
+        active = {d["scope"] for d in alliance.active()["decisions"]}
+        assert len(active) == 100
+        assert active.isdisjoint(protected)
+        wait_for(
+            lambda: all(enforced_set(m) == active for m in alliance.members),
+            what="every member to enforce exactly the 100",
+        )
+        flags = alliance.operator("GET", "/v1/flags").json()
+        assert [(f["member"], f["clause"]) for f in flags] == [("evil", "blast-radius")]
+        assert alliance.operator("POST", "/v1/members/evil/revoke").status_code == 200
+        assert alliance.active()["decisions"] == []
+        wait_for(
+            lambda: all(enforced_set(m) == set() for m in alliance.members),
+            what="every member to lift the poisoned decisions",
+        )

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, tzinfo
 
 from shieldwall.detect.bucket import BucketKey, BucketRow, BucketSet
 from shieldwall.detect.fail2ban.engine import Fail2banEngine
-from shieldwall.detect.matcher import Matcher
+from shieldwall.detect.matcher import Matcher, MatchResult
 from shieldwall.detect.rule import Rule
 from shieldwall.detect.scan import StampCache, block_scanner
 from shieldwall.detect.timestamps import TimeParser
@@ -347,18 +347,11 @@ class Detector:
             one = unit.match(line)
             if one is None:
                 continue
-            at = unit.stamp.get(line, now)
-            if at is None:
-                self.counters.inc("no_timestamp")
-                at = now
             total += 1
             if ordered is not None:
                 line_no += block.count("\n", seen, start)
                 seen = start
-                ordered.append((line_no, order, Hit(unit.name, one.source, at, one.pattern, line)))
-            alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line, one.distinct)
-            if alert is not None:
-                detection.alerts.append(alert)
+            self._record(unit, order, line, one, line_no, now, detection, ordered)
         return total
 
     def _lines_of_block(
@@ -376,17 +369,31 @@ class Detector:
             one = unit.match(line)
             if one is None:
                 continue
-            at = unit.stamp.get(line, now)
-            if at is None:
-                self.counters.inc("no_timestamp")
-                at = now
             total += 1
-            if ordered is not None:
-                ordered.append((line_no, order, Hit(unit.name, one.source, at, one.pattern, line)))
-            alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line, one.distinct)
-            if alert is not None:
-                detection.alerts.append(alert)
+            self._record(unit, order, line, one, line_no, now, detection, ordered)
         return total
+
+    def _record(
+        self,
+        unit: _Unit,
+        order: int,
+        line: str,
+        one: MatchResult,
+        line_no: int,
+        now: datetime,
+        detection: Detection,
+        ordered: list[tuple[int, int, Hit]] | None,
+    ) -> None:
+        """One hit found by a per-line match inside a block: time, hit, bucket."""
+        at = unit.stamp.get(line, now)
+        if at is None:
+            self.counters.inc("no_timestamp")
+            at = now
+        if ordered is not None:
+            ordered.append((line_no, order, Hit(unit.name, one.source, at, one.pattern, line)))
+        alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line, one.distinct)
+        if alert is not None:
+            detection.alerts.append(alert)
 
     def explain(self, line: bytes | str, now: datetime) -> list[Explanation]:
         """How each rule judges ``line``, without touching buckets or counters."""

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from shieldwall import __version__
+from shieldwall.cli.drill import drill
 from shieldwall.cli.operator import operator_from, operator_options
 from shieldwall.cli.rules import rules
 from shieldwall.cli.table import table as _table
@@ -531,6 +532,7 @@ def demo(n_members: int, as_json: bool, keep: bool) -> None:
 
 
 cli.add_command(rules)
+cli.add_command(drill)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from shieldwall.cli.main import cli
+from tests.conftest import skip_or_fail
 
 KEYS = {
     "attempts",
@@ -78,7 +79,7 @@ def test_drill_generate_is_deterministic(tmp_path: Path) -> None:
 
 def test_drill_plot(campaign: Path, tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib") is None:
-        pytest.skip("matplotlib not installed (extra 'plots')")
+        skip_or_fail("matplotlib not installed (extra 'plots')")
     plots = tmp_path / "plots"
     result = CliRunner().invoke(cli, ["drill", str(campaign), "--plot", str(plots), "--json"])
     assert result.exit_code == 0, result.output

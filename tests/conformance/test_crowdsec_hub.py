@@ -8,18 +8,14 @@ was achieved, and the first gate of the corpus README passes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.conformance import load_tool
 from tests.conftest import corpora_dir, skip_or_fail
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "crowdsec_hub.py"
 
 PASS_FLOOR = 26
 """Tests that passed when this was written (of 90 in the snapshot; the others are listed
@@ -46,17 +42,7 @@ FIRST_GATE = (
 """The corpus README's "good first gate" (http-probing = its three tests). No exception."""
 
 
-def _load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("crowdsec_hub", TOOL)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["crowdsec_hub"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-hub = _load_tool()
+hub = load_tool("crowdsec_hub")
 
 
 @pytest.fixture(scope="module")

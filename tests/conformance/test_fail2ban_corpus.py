@@ -9,34 +9,20 @@ wrong source; on the 184 injection and multi-address lines no wrong source.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.conformance import load_tool
 from tests.conftest import corpora_dir, skip_or_fail
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "fail2ban_conformance.py"
 FILTERS = 99
 """Filters the snapshot tests (97 in filter.d, 2 test-only zzz-*)."""
 RECALL = 0.95
 
 
-def _load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fail2ban_conformance", TOOL)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fail2ban_conformance"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_tool("fail2ban_conformance")
 
 
 @pytest.fixture(scope="module")

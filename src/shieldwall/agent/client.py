@@ -66,6 +66,27 @@ class CouncilClient:
         headers["X-Shieldwall-Member"] = self.member
         return headers
 
+    async def _post_signed(self, path: str, body: bytes) -> httpx.Response:
+        """POST a body signed with the member's key; transport errors are CouncilError."""
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shieldwall-Signature": signing.sign(self._key, body),
+        }
+        try:
+            return await self._http.post(path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"council unreachable: {exc}") from exc
+
+    async def _get_signed(self, target: str) -> httpx.Response:
+        """A member-signed read; anything but 200 is a CouncilError."""
+        try:
+            resp = await self._http.get(target, headers=self._signed_headers("GET", target))
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"council unreachable: {exc}") from exc
+        if resp.status_code != 200:
+            raise CouncilError(f"{resp.status_code} {resp.text}", resp.status_code)
+        return resp
+
     async def send_report(
         self,
         report_id: str,
@@ -85,16 +106,7 @@ class CouncilClient:
             sightings=list(sightings),
             answers=list(answers),
         )
-        body = encode(report)
-        sig = signing.sign(self._key, body)
-        try:
-            resp = await self._http.post(
-                "/v1/reports",
-                content=body,
-                headers={"Content-Type": "application/json", "X-Shieldwall-Signature": sig},
-            )
-        except httpx.HTTPError as exc:
-            raise CouncilError(f"council unreachable: {exc}") from exc
+        resp = await self._post_signed("/v1/reports", encode(report))
         if resp.status_code == 409:
             return {"replayed": True}
         if resp.status_code != 200:
@@ -115,39 +127,18 @@ class CouncilClient:
             reason=reason,
             rule=rule,
         )
-        body = encode(request)
-        sig = signing.sign(self._key, body)
-        try:
-            resp = await self._http.post(
-                "/v1/concerns",
-                content=body,
-                headers={"Content-Type": "application/json", "X-Shieldwall-Signature": sig},
-            )
-        except httpx.HTTPError as exc:
-            raise CouncilError(f"council unreachable: {exc}") from exc
+        resp = await self._post_signed("/v1/concerns", encode(request))
         out: dict[str, object] = resp.json()
         return resp.status_code, out
 
     async def explain(self, decision_id: str) -> dict[str, object]:
         """A decision's evidence chain (a member-signed read)."""
-        target = f"/v1/decisions/{decision_id}/explain"
-        try:
-            resp = await self._http.get(target, headers=self._signed_headers("GET", target))
-        except httpx.HTTPError as exc:
-            raise CouncilError(f"council unreachable: {exc}") from exc
-        if resp.status_code != 200:
-            raise CouncilError(f"{resp.status_code} {resp.text}", resp.status_code)
+        resp = await self._get_signed(f"/v1/decisions/{decision_id}/explain")
         out: dict[str, object] = resp.json()
         return out
 
     async def snapshot(self) -> Snapshot:
-        headers = self._signed_headers("GET", "/v1/decisions")
-        try:
-            resp = await self._http.get("/v1/decisions", headers=headers)
-        except httpx.HTTPError as exc:
-            raise CouncilError(f"council unreachable: {exc}") from exc
-        if resp.status_code != 200:
-            raise CouncilError(f"{resp.status_code} {resp.text}", resp.status_code)
+        resp = await self._get_signed("/v1/decisions")
         return decode_snapshot(resp.content)
 
     async def stream(

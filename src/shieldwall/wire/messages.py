@@ -8,7 +8,7 @@ crash.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -138,11 +138,19 @@ _snapshot_decoder = msgspec.json.Decoder(Snapshot)
 encode = msgspec.json.encode
 
 
-def decode_report(body: bytes) -> Report:
+_M = TypeVar("_M")
+
+
+def _decode(decoder: msgspec.json.Decoder[_M], body: bytes | str, what: str) -> _M:
+    """Strict decoding: anything malformed is a WireError naming what it should have been."""
     try:
-        report = _report_decoder.decode(body)
+        return decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise WireError(f"malformed report: {exc}") from exc
+        raise WireError(f"malformed {what}: {exc}") from exc
+
+
+def decode_report(body: bytes) -> Report:
+    report = _decode(_report_decoder, body, "report")
     if len(report.alerts) > MAX_ALERTS:
         raise WireError(f"too many alerts in one report (max {MAX_ALERTS})")
     if len(report.sightings) > MAX_SIGHTINGS:
@@ -153,31 +161,19 @@ def decode_report(body: bytes) -> Report:
 
 
 def decode_concern(body: bytes) -> ConcernRequest:
-    try:
-        return _concern_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise WireError(f"malformed concern: {exc}") from exc
+    return _decode(_concern_decoder, body, "concern")
 
 
 def decode_consult(body: bytes | str) -> WireConsult:
-    try:
-        return _consult_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise WireError(f"malformed consultation: {exc}") from exc
+    return _decode(_consult_decoder, body, "consultation")
 
 
 def decode_event(body: bytes | str) -> WireEvent:
-    try:
-        return _event_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise WireError(f"malformed event: {exc}") from exc
+    return _decode(_event_decoder, body, "event")
 
 
 def decode_snapshot(body: bytes | str) -> Snapshot:
-    try:
-        return _snapshot_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise WireError(f"malformed snapshot: {exc}") from exc
+    return _decode(_snapshot_decoder, body, "snapshot")
 
 
 def alert_to_wire(alert: Alert) -> WireAlert:

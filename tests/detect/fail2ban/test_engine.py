@@ -246,3 +246,38 @@ def test_malformed_fail2ban_rules_are_clear_errors(kwargs: dict[str, object], wh
 def test_native_rules_refuse_fail2ban_keys() -> None:
     with pytest.raises(RuleError, match='need "fail2ban"'):
         Rule(name="x", failregex=("^x <HOST>$",), prefregex="^x")
+
+
+def test_anchored_failregex_are_joined_and_keep_their_order() -> None:
+    """All failregex anchored: one joined regex finds the first that matches, exactly as
+    searching them in turn (both regexes below read ``bad login from …``)."""
+    rule = _rule(
+        "^bad (?P<kind>login) from <HOST>$",
+        "^bad (?P<kind>\\S+) from <HOST>$",
+        "^bad (?P<w>\\S+) from <HOST> \\((?P=w)\\)$",
+        prefregex=PREFIX,
+        datepattern="{NONE}",
+    )
+    assert rule.fail2ban is not None
+    assert rule.fail2ban.union is not None
+    hits, _ = _run(
+        rule,
+        "h demo[1]: bad login from 192.0.2.1",
+        "h demo[2]: bad key from 192.0.2.2",
+        "h demo[3]: bad key from 192.0.2.3 (key)",
+        "h demo[4]: good key from 192.0.2.4",
+    )
+    assert hits == [(1, "192.0.2.1", 0), (2, "192.0.2.2", 1), (3, "192.0.2.3", 2)]
+
+
+def test_unanchored_failregex_are_not_joined() -> None:
+    from shieldwall.detect.fail2ban.engine import CompiledFilter
+
+    anchored = CompiledFilter.build("t", ["^a <HOST>$", "^b <HOST>$"])
+    loose = CompiledFilter.build("t", ["^a <HOST>$", "b <HOST>$"])
+    branch = CompiledFilter.build("t", ["^a <HOST>$", "^b x|c <HOST>"])
+    assert anchored.union is not None
+    assert loose.union is None
+    assert branch.union is None  # the ^ covers only the first branch
+    det = Detector([_rule("^a <HOST>$", "b <HOST>$", datepattern="{NONE}")])
+    assert [str(h.source) for h in det.feed(b"x b 192.0.2.9", NOW).hits] == ["192.0.2.9"]

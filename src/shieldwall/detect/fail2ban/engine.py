@@ -39,11 +39,12 @@ Differences, all on the safe side:
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Final
+from typing import Any, Final
 
 from shieldwall.detect.fail2ban.dates import DateFinder, DateMatch, DateTemplate
 from shieldwall.detect.fail2ban.multiline import FailureCache, Groups, LineBuffer, matched_lines
@@ -59,6 +60,11 @@ from shieldwall.errors import InvalidScope, RuleError
 from shieldwall.model import Address, Counters, parse_address
 
 __all__ = ["MAX_OTHER_ADDRESSES", "CompiledFilter", "Fail2banEngine", "Outcome"]
+
+# the stdlib's own regex parser (no stubs: typed Any), to read a pattern's structure
+_re_parser: Any = importlib.import_module("re._parser")
+_sre_parse = _re_parser.parse
+_AT, _AT_BEGINNING = _re_parser.AT, _re_parser.AT_BEGINNING
 
 _V4: Final = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d)")
 _V6: Final = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])")
@@ -116,9 +122,67 @@ class _Failregex:
         return self.expanded.regex
 
 
+_GROUP_NAME: Final = re.compile(r"\(\?P(?:<|=)(\w+)[>)]|\(\?\((\w+)\)")
+_NUMBERED_REF: Final = re.compile(r"\\[1-9]|\(\?\(\d")
+
+
+def _starts_anchored(regex: re.Pattern[str]) -> bool:
+    """Whether every match of ``regex`` starts at position 0 of the searched text (a leading
+    ``^`` that covers the whole pattern, without MULTILINE)."""
+    if regex.flags & re.MULTILINE:
+        return False
+    try:
+        parsed = _sre_parse(regex.pattern, regex.flags)
+    except Exception:  # any doubt: not anchored
+        return False
+    return len(parsed) > 0 and parsed[0] == (_AT, _AT_BEGINNING)
+
+
+def _renamed(source: str, prefix: str) -> str:
+    """``source`` with its named groups, references and conditionals renamed ``prefix+name``."""
+
+    def rename(found: re.Match[str]) -> str:
+        text = found.group(0)
+        name = found.group(1) or found.group(2)
+        return text.replace(name, prefix + name, 1)
+
+    return _GROUP_NAME.sub(rename, source)
+
+
+def _union(fails: Sequence[_Failregex]) -> re.Pattern[str] | None:
+    """One regex joining the failregex, one marker group ``_k`` per failregex, when every
+    failregex is anchored at the start: at that single position alternation order is
+    failregex order, so ``union.match(text).lastgroup`` names the first failregex that
+    matches — what searching them in turn finds — and no match means none does. ``None``
+    when the patterns cannot be joined that way (one not anchored, numbered
+    back-references, differing flags, too many). A union of unanchored patterns would be
+    searched at every position with every alternative: slower than trying them in turn."""
+    if len(fails) < 2 or len(fails) > 90 or not all(_starts_anchored(f.regex) for f in fails):
+        return None
+    flags = {f.regex.flags for f in fails}
+    if len(flags) != 1:
+        return None
+    parts = []
+    for k, fail in enumerate(fails):
+        source = fail.regex.pattern
+        if _NUMBERED_REF.search(source):
+            return None
+        parts.append(f"(?P<_{k}>{_renamed(source, f'_{k}_')})")
+    try:
+        union = re.compile("|".join(parts), flags.pop())
+    except re.error:
+        return None
+    return union
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledFilter:
-    """A fail2ban filter compiled (immutable; share it between detectors)."""
+    """A fail2ban filter compiled (immutable; share it between detectors).
+
+    ``union`` joins the failregex into one regex (see :func:`_union`): a line none of them
+    matches costs one match instead of one search per failregex, and the first failregex
+    that matches is known at once.
+    """
 
     origin: str
     failregex: tuple[_Failregex, ...]
@@ -127,6 +191,7 @@ class CompiledFilter:
     dates: tuple[DateTemplate, ...] | None
     maxlines: int
     distinct: str | None = None
+    union: re.Pattern[str] | None = None
 
     @classmethod
     def build(
@@ -170,6 +235,7 @@ class CompiledFilter:
             for r in (*(f.expanded for f in fails), *((pref,) if pref else ()))
         ):
             raise RuleError(f"{origin}: distinct: no regex captures <F-{distinct.upper()}>")
+        union = _union(fails)
         return cls(
             origin=origin,
             failregex=tuple(fails),
@@ -178,6 +244,7 @@ class CompiledFilter:
             dates=None if dates is None else tuple(dates),
             maxlines=maxlines,
             distinct=distinct,
+            union=union,
         )
 
     def engine(self, tz: tzinfo, counters: Counters | None = None) -> Fail2banEngine:
@@ -300,16 +367,31 @@ def _merge_alternates(groups: Groups, alternates: Sequence[tuple[str, str]]) -> 
             groups[target] = value
 
 
+_ADDRESSES: dict[str, Address | None] = {}
+
+
 def _address(text: str) -> Address | None:
+    """``text`` as an address (None if it is none), remembered: the same few addresses come
+    back line after line, and parsing one costs microseconds."""
     try:
-        return parse_address(text)
+        return _ADDRESSES[text]
+    except KeyError:
+        pass
+    try:
+        address: Address | None = parse_address(text)
     except InvalidScope:
-        return None
+        address = None
+    if len(_ADDRESSES) >= 1 << 16:
+        _ADDRESSES.clear()
+    _ADDRESSES[text] = address
+    return address
 
 
 def _candidates(text: str, span: tuple[int, int]) -> Iterator[tuple[int, int, Address]]:
     """Addresses in ``text`` outside ``span``."""
-    for pattern in (_V4, _V6):
+    # an IPv6 address has colons, an IPv4 one dots: skip the scans that cannot find one
+    patterns = (_V4, _V6) if ":" in text else (_V4,)
+    for pattern in patterns if "." in text else patterns[1:]:
         for found in pattern.finditer(text):
             start, end = found.span()
             if start < span[1] and end > span[0]:
@@ -390,7 +472,14 @@ def _evaluate(
             lines = [str(content)]
             if compiled.maxlines > 1:
                 state.buffer.keep(list(lines))
-    for index, fail in enumerate(compiled.failregex):
+    first = 0
+    union = compiled.union
+    if union is not None:
+        gate = union.match(buf)
+        if gate is None:
+            return Outcome("no-match", "no failregex matches")
+        first = int((gate.lastgroup or "_0")[1:])
+    for index, fail in enumerate(compiled.failregex[first:], first):
         hit = fail.regex.search(buf)
         if hit is None:
             continue

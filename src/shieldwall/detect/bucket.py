@@ -401,7 +401,8 @@ class BucketSet:
         if bucket.level + 1.0 > capacity + _EPSILON:
             del buckets[key]
             return self._overflow(key, rule, source, hits, epoch, bucket.count)
-        bucket.level += 1.0
+        # within _EPSILON of full counts as not full: never let rounding carry it above
+        bucket.level = min(bucket.level + 1.0, float(capacity))
         if len(hits) > capacity:
             del hits[: len(hits) - capacity]
         return None

@@ -16,6 +16,9 @@ repaired and counted in ``detector.counters``:
 ``dns_host``, ``ambiguous_host``, ``no_address``
     from ``dialect = "fail2ban"`` rules (the host is a name, which is never resolved; the
     line also reads with another address; the failure id is no address): skipped.
+``regex_timeout``
+    a fail2ban filter's regex searched one line for longer than ``REGEX_TIMEOUT`` (a crafted
+    line can make a backtracking regex run for minutes): the line is skipped.
 ``bucket_evicted``
     a bucket was dropped to keep at most ``max_tracked`` per rule.
 

@@ -281,3 +281,17 @@ def test_unanchored_failregex_are_not_joined() -> None:
     assert branch.union is None  # the ^ covers only the first branch
     det = Detector([_rule("^a <HOST>$", "b <HOST>$", datepattern="{NONE}")])
     assert [str(h.source) for h in det.feed(b"x b 192.0.2.9", NOW).hits] == ["192.0.2.9"]
+
+
+def test_a_line_that_makes_a_regex_backtrack_for_ever_is_skipped_and_counted() -> None:
+    """``(?:a|a)*`` before a mismatch tries 2**n paths; the search is cut off after
+    REGEX_TIMEOUT, the line skipped and counted, and the next line is matched as usual."""
+    rule = _rule(r"^login (?:a|a)* from <HOST>$", datepattern="{NONE}")
+    det = Detector([rule])
+    crafted = b"login " + b"a" * 60 + b"! from 192.0.2.66"
+    assert det.feed(crafted, NOW).hits == []
+    assert det.counters.get("regex_timeout") == 1
+    hits = det.feed(b"login aaa from 192.0.2.7", NOW).hits
+    assert [str(h.source) for h in hits] == ["192.0.2.7"]
+    why = det.explain(crafted, NOW)[0]
+    assert why.reason == "regex-timeout"

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
+import regex as _regex
+
 from shieldwall.detect.fail2ban.dates import DateFinder, DateMatch, DateTemplate
 from shieldwall.detect.fail2ban.multiline import FailureCache, Groups, LineBuffer, matched_lines
 from shieldwall.detect.fail2ban.tags import (
@@ -59,7 +61,7 @@ from shieldwall.detect.matcher import MatchExplanation, MatchResult
 from shieldwall.errors import InvalidScope, RuleError
 from shieldwall.model import Address, Counters, parse_address
 
-__all__ = ["MAX_OTHER_ADDRESSES", "CompiledFilter", "Fail2banEngine", "Outcome"]
+__all__ = ["MAX_OTHER_ADDRESSES", "REGEX_TIMEOUT", "CompiledFilter", "Fail2banEngine", "Outcome"]
 
 # the stdlib's own regex parser (no stubs: typed Any), to read a pattern's structure
 _re_parser: Any = importlib.import_module("re._parser")
@@ -72,6 +74,9 @@ _ADDRESS_TAG: Final = re.compile(r"<(?:HOST|ADDR|IP4|IP6|SUBNET|F-(?:ADDR|IP4|IP
 _LITERAL: Final = frozenset(" =:,\"'@-_/#")
 _MIN_CONTEXT: Final = 3
 MAX_OTHER_ADDRESSES: Final = 16
+REGEX_TIMEOUT: Final = 0.1
+"""Seconds one search of a filter regex may take; a line that needs more is skipped and
+counted (``regex_timeout``): backtracking regexes can be made to run for minutes."""
 """Other addresses examined per match; a text with more is ambiguous (bounded work)."""
 
 
@@ -118,7 +123,7 @@ class _Failregex:
     context: str
 
     @property
-    def regex(self) -> re.Pattern[str]:
+    def regex(self) -> _regex.Pattern[str]:
         return self.expanded.regex
 
 
@@ -126,13 +131,13 @@ _GROUP_NAME: Final = re.compile(r"\(\?P(?:<|=)(\w+)[>)]|\(\?\((\w+)\)")
 _NUMBERED_REF: Final = re.compile(r"\\[1-9]|\(\?\(\d")
 
 
-def _starts_anchored(regex: re.Pattern[str]) -> bool:
+def _starts_anchored(regex: _regex.Pattern[str]) -> bool:
     """Whether every match of ``regex`` starts at position 0 of the searched text (a leading
     ``^`` that covers the whole pattern, without MULTILINE)."""
-    if regex.flags & re.MULTILINE:
+    if regex.flags & (_regex.MULTILINE | _regex.VERBOSE):
         return False
     try:
-        parsed = _sre_parse(regex.pattern, regex.flags)
+        parsed = _sre_parse(regex.pattern, 0)
     except Exception:  # any doubt: not anchored
         return False
     return len(parsed) > 0 and parsed[0] == (_AT, _AT_BEGINNING)
@@ -149,7 +154,7 @@ def _renamed(source: str, prefix: str) -> str:
     return _GROUP_NAME.sub(rename, source)
 
 
-def _union(fails: Sequence[_Failregex]) -> re.Pattern[str] | None:
+def _union(fails: Sequence[_Failregex]) -> _regex.Pattern[str] | None:
     """One regex joining the failregex, one marker group ``_k`` per failregex, when every
     failregex is anchored at the start: at that single position alternation order is
     failregex order, so ``union.match(text).lastgroup`` names the first failregex that
@@ -169,8 +174,8 @@ def _union(fails: Sequence[_Failregex]) -> re.Pattern[str] | None:
             return None
         parts.append(f"(?P<_{k}>{_renamed(source, f'_{k}_')})")
     try:
-        union = re.compile("|".join(parts), flags.pop())
-    except re.error:
+        union = _regex.compile("|".join(parts), flags.pop())
+    except _regex.error:
         return None
     return union
 
@@ -191,7 +196,7 @@ class CompiledFilter:
     dates: tuple[DateTemplate, ...] | None
     maxlines: int
     distinct: str | None = None
-    union: re.Pattern[str] | None = None
+    union: _regex.Pattern[str] | None = None
 
     @classmethod
     def build(
@@ -254,7 +259,7 @@ class CompiledFilter:
 @dataclass(slots=True)
 class Outcome:
     """What one line did (``reason`` as in :class:`MatchExplanation`, plus ``dns-host``,
-    ``ambiguous-host``, ``no-address``, ``nofail``, ``pending``)."""
+    ``ambiguous-host``, ``no-address``, ``nofail``, ``pending``, ``regex-timeout``)."""
 
     reason: str
     detail: str
@@ -308,7 +313,7 @@ class Fail2banEngine:
         self._found = found
         if found is not None and found.end > found.start:
             self._last_date = found
-        outcome = _evaluate(self.compiled, text, found, self._state)
+        outcome = _evaluate_bounded(self.compiled, text, found, self._state)
         self.last = outcome
         reason = outcome.reason
         if reason == "hit" and outcome.source is not None and outcome.pattern is not None:
@@ -317,7 +322,14 @@ class Fail2banEngine:
                 return MatchResult(outcome.source, outcome.pattern)
             value = outcome.fields.get(distinct)
             return MatchResult(outcome.source, outcome.pattern, "" if value is None else str(value))
-        if reason in ("ignored", "dns-host", "ambiguous-host", "no-address", "invalid-host"):
+        if reason in (
+            "ignored",
+            "dns-host",
+            "ambiguous-host",
+            "no-address",
+            "invalid-host",
+            "regex-timeout",
+        ):
             self._counters.inc(reason.replace("-", "_"))
         return None
 
@@ -337,7 +349,7 @@ class Fail2banEngine:
     def explain(self, text: str) -> MatchExplanation:
         """How a lone line is judged (fresh multi-line state; counts nothing)."""
         found = self._finder.find(text) if self._finder is not None else None
-        outcome = _evaluate(self.compiled, text, found, _State(self.compiled.maxlines))
+        outcome = _evaluate_bounded(self.compiled, text, found, _State(self.compiled.maxlines))
         return MatchExplanation(
             outcome.reason,
             outcome.detail,
@@ -355,7 +367,7 @@ class Fail2banEngine:
 
 def _ignored(compiled: CompiledFilter, text: str) -> int | None:
     for i, regex in enumerate(compiled.ignoreregex):
-        if regex.regex.search(text) is not None:
+        if regex.regex.search(text, timeout=REGEX_TIMEOUT) is not None:
             return i
     return None
 
@@ -426,7 +438,7 @@ def _ambiguous(
         other = clean[start:end]
         if marked is not None:
             probe = clean[:start] + MARK_START + other + MARK_END + clean[end:]
-            if marked.search(probe) is not None:
+            if marked.search(probe, timeout=REGEX_TIMEOUT) is not None:
                 return f"the regex also reads the line with {other!r} as the address"
         if not anchored and context and start >= span[1]:
             before = clean[:start].rstrip("[(\"'<")
@@ -438,11 +450,25 @@ def _ambiguous(
     return None
 
 
-def _host_span(found: re.Match[str]) -> tuple[str, tuple[int, int]] | None:
+def _host_span(found: _regex.Match[str]) -> tuple[str, tuple[int, int]] | None:
     for name in ADDRESS_GROUPS:
         if name in found.re.groupindex and found.group(name) is not None:
             return found.group(name), found.span(name)
     return None
+
+
+def _evaluate_bounded(
+    compiled: CompiledFilter, text: str, found: DateMatch | None, state: _State
+) -> Outcome:
+    """:func:`_evaluate`, or ``regex-timeout`` when a search takes longer than
+    :data:`REGEX_TIMEOUT` (the line is given up; multi-line state keeps what it had)."""
+    try:
+        return _evaluate(compiled, text, found, state)
+    except TimeoutError:
+        return Outcome(
+            "regex-timeout",
+            f"a regex took longer than {REGEX_TIMEOUT} s on this line (skipped)",
+        )
 
 
 def _evaluate(
@@ -460,9 +486,9 @@ def _evaluate(
     original = buf
     pre_groups: Groups = {}
     pref = compiled.prefregex
-    pre_match: re.Match[str] | None = None
+    pre_match: _regex.Match[str] | None = None
     if pref is not None:
-        pre_match = pref.regex.search(buf)
+        pre_match = pref.regex.search(buf, timeout=REGEX_TIMEOUT)
         if pre_match is None:
             return Outcome("prefix", "prefregex does not match")
         pre_groups = dict(pre_match.groupdict())
@@ -475,12 +501,12 @@ def _evaluate(
     first = 0
     union = compiled.union
     if union is not None:
-        gate = union.match(buf)
+        gate = union.match(buf, timeout=REGEX_TIMEOUT)
         if gate is None:
             return Outcome("no-match", "no failregex matches")
         first = int((gate.lastgroup or "_0")[1:])
     for index, fail in enumerate(compiled.failregex[first:], first):
-        hit = fail.regex.search(buf)
+        hit = fail.regex.search(buf, timeout=REGEX_TIMEOUT)
         if hit is None:
             continue
         skipped: list[str] = []
@@ -531,10 +557,10 @@ def _evaluate(
 
 def _doubt(
     fail: _Failregex,
-    hit: re.Match[str],
+    hit: _regex.Match[str],
     buf: str,
     pref: ExpandedRegex | None,
-    pre_match: re.Match[str] | None,
+    pre_match: _regex.Match[str] | None,
     original: str,
 ) -> str | None:
     """Why the address this line gives may not be the source (see the module doc)."""

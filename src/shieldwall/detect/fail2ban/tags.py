@@ -30,6 +30,8 @@ Every other ``<…>`` is left as it is. Global flags inside a group, ``((?i)…)
 from __future__ import annotations
 
 import re
+
+import regex as _regex
 from dataclasses import dataclass
 from typing import Final
 
@@ -81,6 +83,11 @@ def _tables(marked: bool) -> dict[str, str]:
 
 _STATIC: Final = {False: _tables(False), True: _tables(True)}
 _RENAME: Final = {"id": "fid", "port": "fport"}
+FLAGS: Final = _regex.V0
+"""fail2ban's regexes are compiled by the ``regex`` module in its ``re``-compatible mode
+(``V0``): same syntax and results as Python's ``re`` (fail2ban's engine), plus a time limit
+per search (see ``engine.REGEX_TIMEOUT``) — a crafted line can make a backtracking regex run
+for minutes, and an attacker writes the lines."""
 _TAG: Final = re.compile(r"</?[\w\-]+/?>")
 _CUSTOM: Final = re.compile(r"^(/?)F-([A-Z0-9_\-]+)$")
 _LOCAL_FLAGS: Final = re.compile(r"(?<!\\)\((?:\?:)?(\(\?[a-z]+)\)")
@@ -94,10 +101,10 @@ class ExpandedRegex:
     """A failregex/prefregex/ignoreregex compiled, with what its groups mean."""
 
     source: str  # as written in the filter (tags included)
-    regex: re.Pattern[str]
+    regex: _regex.Pattern[str]
     skiplines: int
     alternates: tuple[tuple[str, str], ...]  # (alt_x group, field x)
-    marked: re.Pattern[str] | None = None  # the same regex, addresses only between marks
+    marked: _regex.Pattern[str] | None = None  # the same regex, addresses only between marks
 
     def has_id(self) -> bool:
         return any(name in self.regex.groupindex for name in ID_GROUPS)
@@ -147,14 +154,15 @@ def compile_regex(
     if not source.strip():
         raise RuleError(f"{origin}: {key}: empty regex")
     text, skiplines = expand(source, use_dns)
+    flags = FLAGS | (_regex.MULTILINE if multiline else 0)
     try:
-        regex = re.compile(text, re.MULTILINE if multiline else 0)
-    except (re.error, OverflowError, RecursionError) as exc:
+        regex = _regex.compile(text, flags)
+    except (_regex.error, OverflowError, RecursionError) as exc:
         raise RuleError(f"{origin}: {key}: does not compile: {exc}: {source!r}") from exc
     marked_text, _ = expand(source, use_dns, marked=True)
     try:
-        marked = re.compile(marked_text, re.MULTILINE if multiline else 0)
-    except (re.error, OverflowError, RecursionError):  # pragma: no cover - same shape
+        marked = _regex.compile(marked_text, flags)
+    except (_regex.error, OverflowError, RecursionError):  # pragma: no cover - same shape
         marked = None
     alternates = []
     for name in regex.groupindex:

@@ -30,10 +30,10 @@ Every other ``<…>`` is left as it is. Global flags inside a group, ``((?i)…)
 from __future__ import annotations
 
 import re
-
-import regex as _regex
 from dataclasses import dataclass
 from typing import Final
+
+import regex as _regex
 
 from shieldwall.errors import RuleError
 

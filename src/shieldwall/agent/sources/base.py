@@ -223,11 +223,15 @@ class LineSplitter:
         self._buf.clear()
         last = data.rfind(b"\n")
         if last > first:
-            for part in data[first + 1 : last].split(b"\n"):
-                if len(part) > self._max:
-                    skipped += 1
-                else:
-                    lines.append(part)
+            parts = data[first + 1 : last].split(b"\n")
+            if max(map(len, parts)) <= self._max:  # the usual case, without a Python loop
+                lines += parts
+            else:
+                for part in parts:
+                    if len(part) > self._max:
+                        skipped += 1
+                    else:
+                        lines.append(part)
         self._keep(data[last + 1 :])
         return lines, skipped, last + 1
 

@@ -75,3 +75,21 @@ def test_compile_errors_name_the_key() -> None:
         compile_regex("(<HOST>", "t", "failregex[3]")
     with pytest.raises(RuleError, match="empty regex"):
         compile_regex("  ", "t", "failregex[0]")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "risky"),
+    [
+        (r"^(?:a|a)*$", True),
+        (r"^(\S+=)*x$", True),
+        (r'(?: \S+=(?:\S*|"[^"]+"))* remote_addr=', True),  # grafana.conf
+        (r"^(?:a{1,2})+$", True),
+        (r"^Failed \S+ for (?P<user>.*) from (?P<ip>(?:\d{1,3}\.){3}\d{1,3})$", False),
+        (r"^(?:\s+(?:logname|uid)=\S*){0,4}$", False),  # bounded outer repeat
+        (r"^a*b*c+$", False),
+    ],
+)
+def test_backtracks_flags_exponential_shapes(pattern: str, risky: bool) -> None:
+    from shieldwall.detect.fail2ban.tags import backtracks
+
+    assert backtracks(pattern) is risky

@@ -76,7 +76,17 @@ _MIN_CONTEXT: Final = 3
 MAX_OTHER_ADDRESSES: Final = 16
 REGEX_TIMEOUT: Final = 0.1
 """Seconds one search of a filter regex may take; a line that needs more is skipped and
-counted (``regex_timeout``): backtracking regexes can be made to run for minutes."""
+counted (``regex_timeout``): backtracking regexes can be made to run for minutes. Searches
+are timed when the regex may backtrack exponentially (``tags.backtracks``) or the text is
+longer than :data:`LONG_TEXT` (polynomial backtracking, ``.*x.*y``, needs length); a timed
+search costs about 1.5 µs more."""
+LONG_TEXT: Final = 1024
+
+
+def _limit(risky: bool, text: str) -> float | None:
+    return REGEX_TIMEOUT if risky or len(text) > LONG_TEXT else None
+
+
 """Other addresses examined per match; a text with more is ambiguous (bounded work)."""
 
 
@@ -197,6 +207,7 @@ class CompiledFilter:
     maxlines: int
     distinct: str | None = None
     union: _regex.Pattern[str] | None = None
+    union_risky: bool = False
 
     @classmethod
     def build(
@@ -250,6 +261,7 @@ class CompiledFilter:
             maxlines=maxlines,
             distinct=distinct,
             union=union,
+            union_risky=any(f.expanded.risky for f in fails),
         )
 
     def engine(self, tz: tzinfo, counters: Counters | None = None) -> Fail2banEngine:
@@ -367,7 +379,7 @@ class Fail2banEngine:
 
 def _ignored(compiled: CompiledFilter, text: str) -> int | None:
     for i, regex in enumerate(compiled.ignoreregex):
-        if regex.regex.search(text, timeout=REGEX_TIMEOUT) is not None:
+        if regex.regex.search(text, timeout=_limit(regex.risky, text)) is not None:
             return i
     return None
 
@@ -438,7 +450,7 @@ def _ambiguous(
         other = clean[start:end]
         if marked is not None:
             probe = clean[:start] + MARK_START + other + MARK_END + clean[end:]
-            if marked.search(probe, timeout=REGEX_TIMEOUT) is not None:
+            if marked.search(probe, timeout=_limit(regex.risky, probe)) is not None:
                 return f"the regex also reads the line with {other!r} as the address"
         if not anchored and context and start >= span[1]:
             before = clean[:start].rstrip("[(\"'<")
@@ -488,7 +500,7 @@ def _evaluate(
     pref = compiled.prefregex
     pre_match: _regex.Match[str] | None = None
     if pref is not None:
-        pre_match = pref.regex.search(buf, timeout=REGEX_TIMEOUT)
+        pre_match = pref.regex.search(buf, timeout=_limit(pref.risky, buf))
         if pre_match is None:
             return Outcome("prefix", "prefregex does not match")
         pre_groups = dict(pre_match.groupdict())
@@ -501,12 +513,12 @@ def _evaluate(
     first = 0
     union = compiled.union
     if union is not None:
-        gate = union.match(buf, timeout=REGEX_TIMEOUT)
+        gate = union.match(buf, timeout=_limit(compiled.union_risky, buf))
         if gate is None:
             return Outcome("no-match", "no failregex matches")
         first = int((gate.lastgroup or "_0")[1:])
     for index, fail in enumerate(compiled.failregex[first:], first):
-        hit = fail.regex.search(buf, timeout=REGEX_TIMEOUT)
+        hit = fail.regex.search(buf, timeout=_limit(fail.expanded.risky, buf))
         if hit is None:
             continue
         skipped: list[str] = []

@@ -29,9 +29,10 @@ Every other ``<…>`` is left as it is. Global flags inside a group, ``((?i)…)
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import regex as _regex
 
@@ -105,6 +106,7 @@ class ExpandedRegex:
     skiplines: int
     alternates: tuple[tuple[str, str], ...]  # (alt_x group, field x)
     marked: _regex.Pattern[str] | None = None  # the same regex, addresses only between marks
+    risky: bool = False  # may backtrack exponentially (see backtracks()): searches are timed
 
     def has_id(self) -> bool:
         return any(name in self.regex.groupindex for name in ID_GROUPS)
@@ -170,4 +172,56 @@ def compile_regex(
         if found is not None and len(name) > 4:
             field = _RENAME.get(found.group(1), found.group(1))
             alternates.append((name, field))
-    return ExpandedRegex(source, regex, skiplines, tuple(sorted(alternates)), marked)
+    return ExpandedRegex(
+        source, regex, skiplines, tuple(sorted(alternates)), marked, backtracks(text)
+    )
+
+
+_re_parser: Any = importlib.import_module("re._parser")  # the stdlib's parser (no stubs)
+_REPEATS: Final = frozenset(
+    op
+    for op in (
+        _re_parser.MAX_REPEAT,
+        _re_parser.MIN_REPEAT,
+        getattr(_re_parser, "POSSESSIVE_REPEAT", None),
+    )
+    if op is not None
+)
+
+
+def backtracks(pattern: str) -> bool:
+    """Whether ``pattern`` may backtrack exponentially: an unbounded repeat (``*``, ``+``,
+    ``{n,}``) around something that can match the same text in several ways — another
+    repeat of more than one, or an alternation (``(a|a)*``, ``(\\S+=)*``, grafana's
+    ``(?: \\S+=(?:\\S*|"[^"]+"))*``). A pattern that cannot be parsed counts as risky."""
+
+    def walk(sub: Any, under: bool) -> bool:
+        for op, av in sub:
+            if op in _REPEATS:
+                _, high, body = av
+                unbounded = high is _re_parser.MAXREPEAT
+                if under and (unbounded or high > 1):
+                    return True
+                if walk(body, under or unbounded):
+                    return True
+            elif op is _re_parser.BRANCH:
+                if under and len(av[1]) > 1:
+                    return True
+                if any(walk(branch, under) for branch in av[1]):
+                    return True
+            elif op is _re_parser.SUBPATTERN:
+                if walk(av[-1], under):
+                    return True
+            elif op in (_re_parser.ASSERT, _re_parser.ASSERT_NOT):
+                if walk(av[1], under):
+                    return True
+            elif op is _re_parser.GROUPREF_EXISTS and any(
+                b is not None and walk(b, under) for b in av[1:]
+            ):
+                return True
+        return False
+
+    try:
+        return walk(_re_parser.parse(pattern), False)
+    except Exception:  # any doubt: risky
+        return True

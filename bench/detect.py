@@ -8,8 +8,8 @@ mix (failures, successes, other daemons, normal web traffic, probes; tens of tho
 distinct sources), then times on ONE core:
 
 * shieldwall: the agent's own path — ``FileSource`` reads the file in chunks, ``Detector.
-  feed_many`` detects (native rules; fail2ban's own filter files too, when the fail2ban
-  loader is available);
+  feed_many(hits=False, tally=True)`` detects and counts hits per source, as the agent does
+  for its sightings (native rules, and fail2ban's own filter files);
 * ``fail2ban-regex`` (Debian package ``fail2ban``) on the same file with its own filter.
 
 It then measures memory under a flood of 1M distinct sources, and the cost of hostile input
@@ -199,7 +199,8 @@ while True:
     if b is None:
         break
     lines += len(b.lines); skipped += b.skipped
-    alerts += len(det.feed_many(b.lines, now, hits=False).alerts)
+    found = det.feed_many(b.lines, now, hits=False, tally=True)  # as the agent does
+    alerts += len(found.alerts)
 cpu = time.process_time() - t0; wall = time.perf_counter() - w0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"lines": lines + skipped, "skipped": skipped, "hits": det.counters.get("hits"),

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from shieldwall.detect import Detector, builtin_rule, parse_rule
 from shieldwall.detect.scan import block_scanner
+from shieldwall.model import Hit
 
 NOW = datetime(2026, 3, 20, tzinfo=UTC)
 
@@ -116,6 +117,37 @@ def test_block_path_equals_line_path(batch: list[bytes], size: int) -> None:
     assert sorted(map(repr, got_alerts)) == sorted(map(repr, want_alerts))
     for name in ("lines", "hits", "alerts", "invalid_host"):
         assert got_counters.get(name, 0) == want_counters.get(name, 0), name
+
+
+@settings(
+    max_examples=200, suppress_health_check=[HealthCheck.too_slow], derandomize=True, database=None
+)
+@given(batch=st.lists(lines(), max_size=60), size=st.integers(2, 25))
+def test_tally_counts_the_hits_per_rule_and_source(batch: list[bytes], size: int) -> None:
+    """``tally=True`` (what the agent reports) agrees with the hits, block or line path,
+    and the buckets see the same hits with or without it."""
+    want_hits, want_alerts, _ = line_by_line(batch)
+    expected: dict[tuple[str, object], list[float]] = {}
+    for h in want_hits:
+        assert isinstance(h, Hit)
+        e = h.at.timestamp()
+        entry = expected.setdefault((h.rule, h.source), [0.0, e, e])
+        entry[0] += 1
+        entry[1], entry[2] = min(entry[1], e), max(entry[2], e)
+    det = Detector(RULES, max_line=256)
+    tally: dict[tuple[str, object], list[float]] = {}
+    alerts: list[object] = []
+    for i in range(0, len(batch), size):
+        d = det.feed_many(batch[i : i + size], NOW, hits=False, tally=True)
+        assert d.hits == []
+        assert d.tally is not None
+        alerts += d.alerts
+        for t in d.tally.values():
+            got = tally.setdefault((t.rule, t.source), [0.0, t.first, t.last])
+            got[0] += t.count
+            got[1], got[2] = min(got[1], t.first), max(got[2], t.last)
+    assert tally == expected
+    assert sorted(map(repr, alerts)) == sorted(map(repr, want_alerts))
 
 
 def test_hits_false_still_counts_and_alerts() -> None:

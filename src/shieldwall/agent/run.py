@@ -20,7 +20,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,7 @@ from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
 from shieldwall.decision_log import DecisionView, blocked_scopes, diff
 from shieldwall.detect import Detector, builtin_rule, load_rule
 from shieldwall.detect.bucket import BucketRow
+from shieldwall.detect.detector import Tally, count_hit
 from shieldwall.detect.fail2ban.rules import load_fail2ban_rule
 from shieldwall.detect.rule import Rule
 from shieldwall.enforce.base import Enforcer
@@ -105,28 +106,36 @@ def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
     return rules
 
 
-def sightings_of(
-    hits: Iterable[Hit], kind: str, protected: Protected, recent: RecentIndex
-) -> list[WireSighting]:
-    """Hits counted per (source, rule): one sighting each, with the first and last time.
-    Protected sources are left out (the council would not track them); every counted hit
-    also goes into ``recent`` (the consultation index)."""
-    groups: dict[tuple[Address, str], list[Hit]] = {}
-    skip: dict[Address, bool] = {}
+def tally_of(hits: Iterable[Hit]) -> Tally:
+    """Hits counted per (rule, source), as ``Detector.feed_many(tally=True)`` counts them."""
+    tally: Tally = {}
     for h in hits:
-        protected_source = skip.get(h.source)
-        if protected_source is None:
-            protected_source = protected.reason_for(address_scope(h.source)) is not None
-            skip[h.source] = protected_source
-        if protected_source:
-            continue
-        groups.setdefault((h.source, h.rule), []).append(h)
+        count_hit(tally, h.rule, h.source, h.at.timestamp())
+    return tally
+
+
+def sightings_of(
+    found: Iterable[Hit] | Tally, kind: str, protected: Protected, recent: RecentIndex
+) -> list[WireSighting]:
+    """Hits counted per (source, rule) — given as hits or as a detector's tally — one
+    sighting each, with the first and last time. Protected sources are left out (the
+    council would not track them); every counted hit also goes into ``recent`` (the
+    consultation index)."""
+    tally = found if isinstance(found, dict) else tally_of(found)
+    skip: dict[Address, bool] = {}
     out: list[WireSighting] = []
     success = kind == "success"
-    for (source, rule), group in groups.items():
-        first = min(h.at for h in group)
-        last = max(h.at for h in group)
-        n = len(group)
+    for entry in tally.values():
+        rule, source = entry.rule, entry.source
+        protected_source = skip.get(source)
+        if protected_source is None:
+            protected_source = protected.reason_for(address_scope(source)) is not None
+            skip[source] = protected_source
+        if protected_source:
+            continue
+        n = entry.count
+        first = datetime.fromtimestamp(entry.first, UTC)
+        last = datetime.fromtimestamp(entry.last, UTC)
         recent.add(source, last, failures=0 if success else n, successes=n if success else 0)
         out.append(
             WireSighting(
@@ -348,17 +357,19 @@ class Agent:
     ) -> None:
         now = self.clock.now()
         before = dict(detector.counters.values)
-        detection = detector.feed_many(batch.lines, now)
+        detection = detector.feed_many(batch.lines, now, hits=False, tally=True)
         alerts: list[Alert] = detection.alerts
-        sightings = sightings_of(detection.hits, "failure", self.protected, self.recent)
-        logins = successes.feed_many(batch.lines, now).hits if successes is not None else []
+        sightings = sightings_of(detection.tally or {}, "failure", self.protected, self.recent)
+        logins: Tally = {}
+        if successes is not None:
+            logins = successes.feed_many(batch.lines, now, hits=False, tally=True).tally or {}
         if logins:
             sightings += sightings_of(logins, "success", self.protected, self.recent)
         after = detector.counters.values
         counters = {k: v - before.get(k, 0) for k, v in after.items()}
         counters["lines.read"] = len(batch.lines)
         counters["lines.skipped"] = batch.skipped
-        counters["successes"] = len(logins)
+        counters["successes"] = sum(entry.count for entry in logins.values())
         bans: dict[Scope, datetime] = {}
         reportable = []
         for a in alerts:

@@ -40,15 +40,71 @@ from shieldwall.detect.timestamps import TimeParser
 from shieldwall.errors import InvalidScope, RuleError
 from shieldwall.model import Address, Alert, Counters, Hit, parse_address
 
-__all__ = ["Detection", "Detector", "Explanation"]
+__all__ = ["Detection", "Detector", "Explanation", "Tallied", "Tally", "count_hit"]
+
+
+class Tallied:
+    """Hits of one rule from one source: how many, first and last (epoch seconds)."""
+
+    __slots__ = ("count", "first", "last", "rule", "source")
+
+    def __init__(self, rule: str, source: Address, epoch: float) -> None:
+        self.rule = rule
+        self.source = source
+        self.count = 1
+        self.first = self.last = epoch
+
+    def add(self, epoch: float) -> None:
+        self.count += 1
+        if epoch < self.first:
+            self.first = epoch
+        elif epoch > self.last:
+            self.last = epoch
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tallied):
+            return NotImplemented
+        return (self.rule, self.source, self.count, self.first, self.last) == (
+            other.rule,
+            other.source,
+            other.count,
+            other.first,
+            other.last,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Tallied({self.rule!r}, {self.source}, n={self.count}, {self.first}..{self.last})"
+
+
+Tally = dict[tuple[str, int, int], Tallied]
+"""Hits counted per (rule, source), keyed by (rule, address as int, IP version): hashing an
+``ipaddress`` object runs Python code, an int does not."""
+
+
+def tally_key(rule: str, source: Address) -> tuple[str, int, int]:
+    return rule, source._ip, source._version  # type: ignore[union-attr]  # see BucketSet
+
+
+def count_hit(tally: Tally, rule: str, source: Address, epoch: float) -> None:
+    """One hit into ``tally``."""
+    key = tally_key(rule, source)
+    entry = tally.get(key)
+    if entry is None:
+        tally[key] = Tallied(rule, source, epoch)
+    else:
+        entry.add(epoch)
 
 
 @dataclass(slots=True)
 class Detection:
-    """What some lines produced: every hit, and the alerts of buckets that overflowed."""
+    """What some lines produced: every hit, and the alerts of buckets that overflowed;
+    with ``feed_many(tally=True)``, the hits counted per (rule, source) in ``tally``."""
 
     hits: list[Hit] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    tally: Tally | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,17 +240,21 @@ class Detector:
         self._count(1, detection)
         return detection
 
-    def feed_many(self, lines: Iterable[bytes], now: datetime, *, hits: bool = True) -> Detection:
+    def feed_many(
+        self, lines: Iterable[bytes], now: datetime, *, hits: bool = True, tally: bool = False
+    ) -> Detection:
         """Process many lines read at ``now``; hits and alerts in line order.
 
         Blocks of clean lines (valid UTF-8, no NUL or CR, none too long) are matched by
         block (:mod:`shieldwall.detect.scan`), with the same result as line by line.
         ``hits=False`` leaves ``Detection.hits`` empty (they are still counted): the cheap
-        form for callers that only need alerts.
+        form for callers that only need alerts. ``tally=True`` fills ``Detection.tally``
+        (hits per rule and source, first and last time): what the agent reports, without a
+        :class:`Hit` per line.
         """
         now = _check_now(now)
         batch = lines if isinstance(lines, list) else list(lines)
-        detection = Detection()
+        detection = Detection(tally={} if tally else None)
         block = self._block(batch)
         if block is not None:
             found = self._feed_block(block, now, detection, hits)
@@ -209,6 +269,9 @@ class Detector:
         for raw in batch:
             feed(raw, now, hit_list, alerts)
         self._count(len(batch), detection)
+        if detection.tally is not None:
+            for h in hit_list:
+                count_hit(detection.tally, h.rule, h.source, h.at.timestamp())
         if not hits:
             detection.hits = []
         return detection
@@ -276,6 +339,7 @@ class Detector:
         ignore = unit.rule.compiled.ignore
         literals = unit.rule.prefilter
         single = literals[0] if len(literals) == 1 else None
+        tally = detection.tally
         now_key = now
         total = seen = line_no = pos = 0
         while (found := search(block, pos)) is not None:
@@ -321,6 +385,13 @@ class Detector:
                 seen = start
                 at = stamp.get(line, now) or now
                 ordered.append((line_no, order, Hit(name, source, at, index, line)))
+            if tally is not None:
+                key = (name, source._ip, source._version)  # type: ignore[union-attr]
+                entry = tally.get(key)
+                if entry is None:
+                    tally[key] = Tallied(name, source, epoch)
+                else:
+                    entry.add(epoch)
             alert = hit(name, source, epoch, line)
             if alert is not None:
                 alerts.append(alert)
@@ -394,7 +465,10 @@ class Detector:
             at = now
         if ordered is not None:
             ordered.append((line_no, order, Hit(unit.name, one.source, at, one.pattern, line)))
-        alert = unit.buckets.hit(unit.name, one.source, at.timestamp(), line, one.distinct)
+        epoch = at.timestamp()
+        if detection.tally is not None:
+            count_hit(detection.tally, unit.name, one.source, epoch)
+        alert = unit.buckets.hit(unit.name, one.source, epoch, line, one.distinct)
         if alert is not None:
             detection.alerts.append(alert)
 

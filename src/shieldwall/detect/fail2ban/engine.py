@@ -413,9 +413,15 @@ def _address(text: str) -> Address | None:
 
 def _candidates(text: str, span: tuple[int, int]) -> Iterator[tuple[int, int, Address]]:
     """Addresses in ``text`` outside ``span``."""
-    # an IPv6 address has colons, an IPv4 one dots: skip the scans that cannot find one
-    patterns = (_V4, _V6) if ":" in text else (_V4,)
-    for pattern in patterns if "." in text else patterns[1:]:
+    # an IPv4 address has three dots, an IPv6 one at least two colons: a scan that cannot
+    # find one outside the span is skipped (most lines hold one address only)
+    begin, end_ = span
+    patterns = []
+    if text.count(".", 0, begin) + text.count(".", end_) >= 3:
+        patterns.append(_V4)
+    if text.count(":", 0, begin) + text.count(":", end_) >= 2:
+        patterns.append(_V6)
+    for pattern in patterns:
         for found in pattern.finditer(text):
             start, end = found.span()
             if start < span[1] and end > span[0]:

@@ -258,3 +258,22 @@ def test_no_quadratic_blowup_on_long_lines(name: str) -> None:
     detector.feed(raw, NOW)
 
     assert time.perf_counter() - start < 0.3
+
+
+def test_success_rules_count_hits_but_never_alert() -> None:
+    """``kind = "success"`` rules (sshd-success) run in the same detector as failure rules:
+    their hits are counted (tally) for the agent's sightings; they have no bucket."""
+    ok = "Mar  1 00:00:0{} h sshd[1]: Accepted password for alice from 198.51.100.4 port 2 ssh2"
+    bad = "Mar  1 00:00:0{} h sshd[1]: Failed password for root from 203.0.113.7 port 2 ssh2"
+    batch = [line.format(i).encode() for i in range(8) for line in (ok, bad)]
+    det = Detector([builtin_rule("sshd"), builtin_rule("sshd-success")])
+    found = det.feed_many(batch, NOW, hits=False, tally=True)
+    assert [(a.rule, str(a.source)) for a in found.alerts] == [("sshd", "203.0.113.7")]
+    assert found.tally is not None
+    counts = {(t.rule, str(t.source)): t.count for t in found.tally.values()}
+    assert counts == {("sshd", "203.0.113.7"): 8, ("sshd-success", "198.51.100.4"): 8}
+    touched = det.touched()
+    assert touched
+    assert all(key[0] == "sshd" for key in touched)  # nothing bucketed for sshd-success
+    one = Detector([builtin_rule("sshd-success")])
+    assert all(not one.feed(ok.format(i).encode(), NOW).alerts for i in range(8))

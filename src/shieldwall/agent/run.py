@@ -290,13 +290,10 @@ class Agent:
     # -- logs → detection → local bans + outbox --------------------------------------
 
     async def _tail(self, watch: Watch, all_rules: list[Rule]) -> None:
-        rules = [r for r in all_rules if r.kind != "success"]
-        success_rules = [r for r in all_rules if r.kind == "success"]
-        detector = Detector(rules, tz=self.tz)
-        # success rules only count hits: their buckets are neither persisted nor alerted on
-        # (one bucket per rule at most, so they hold no memory)
-        successes = Detector(success_rules, tz=self.tz, max_tracked=1) if success_rules else None
-        rule_names = {r.name for r in rules}
+        # one detector for all rules; success rules only count hits (no bucket, no alert)
+        detector = Detector(all_rules, tz=self.tz)
+        successes = frozenset(r.name for r in all_rules if r.kind == "success")
+        rule_names = {r.name for r in all_rules if r.kind != "success"}
         detector.restore(
             BucketRow.from_data(rule, source, data)
             for rule, source, data in self.state.buckets()
@@ -353,16 +350,17 @@ class Agent:
         path: str,
         detector: Detector,
         batch: AnyBatch,
-        successes: Detector | None = None,
+        successes: frozenset[str] = frozenset(),
     ) -> None:
         now = self.clock.now()
         before = dict(detector.counters.values)
         detection = detector.feed_many(batch.lines, now, hits=False, tally=True)
         alerts: list[Alert] = detection.alerts
-        sightings = sightings_of(detection.tally or {}, "failure", self.protected, self.recent)
+        failures: Tally = {}
         logins: Tally = {}
-        if successes is not None:
-            logins = successes.feed_many(batch.lines, now, hits=False, tally=True).tally or {}
+        for key, entry in (detection.tally or {}).items():
+            (logins if entry.rule in successes else failures)[key] = entry
+        sightings = sightings_of(failures, "failure", self.protected, self.recent)
         if logins:
             sightings += sightings_of(logins, "success", self.protected, self.recent)
         after = detector.counters.values

@@ -23,6 +23,9 @@ repaired and counted in ``detector.counters``:
     a bucket was dropped to keep at most ``max_tracked`` per rule.
 
 Other counters: ``lines``, ``hits``, ``alerts``.
+
+Rules of ``kind = "success"`` (successful logins) only count their hits: they have no
+bucket and never alert.
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ class _Unit:
     __slots__ = (
         "addresses",
         "buckets",
+        "counts_only",
         "match",
         "matcher",
         "name",
@@ -155,7 +159,11 @@ class _Unit:
         self.scanner = block_scanner(rule) if rule.distinct is None and engine is None else None
         self.stamp = StampCache(self.parse, rule.datepattern if engine is None else "fail2ban")
         self.addresses: dict[str, Address | None] = {}
-        self.buckets = BucketSet.for_rule(rule, max_tracked, counters=counters)
+        # a kind = "success" rule only counts hits (successful logins): no bucket, no alert
+        self.counts_only = rule.kind == "success"
+        self.buckets = BucketSet.for_rule(
+            rule, 1 if self.counts_only else max_tracked, counters=counters
+        )
 
 
 class Detector:
@@ -220,6 +228,8 @@ class Detector:
                 at = now
             source = found.source
             hits.append(Hit(unit.name, source, at, found.pattern, text))
+            if unit.counts_only:
+                continue
             alert = unit.buckets.add(unit.name, source, at, text, found.distinct)
             if alert is not None:
                 alerts.append(alert)
@@ -333,7 +343,7 @@ class Detector:
         counters = self.counters
         alerts = detection.alerts
         name = unit.name
-        hit = unit.buckets.hit
+        hit = None if unit.counts_only else unit.buckets.hit
         stamp = unit.stamp
         addresses = unit.addresses
         ignore = unit.rule.compiled.ignore
@@ -392,6 +402,8 @@ class Detector:
                     tally[key] = Tallied(name, source, epoch)
                 else:
                     entry.add(epoch)
+            if hit is None:
+                continue
             alert = hit(name, source, epoch, line)
             if alert is not None:
                 alerts.append(alert)
@@ -468,6 +480,8 @@ class Detector:
         epoch = at.timestamp()
         if detection.tally is not None:
             count_hit(detection.tally, unit.name, one.source, epoch)
+        if unit.counts_only:
+            return
         alert = unit.buckets.hit(unit.name, one.source, epoch, line, one.distinct)
         if alert is not None:
             detection.alerts.append(alert)

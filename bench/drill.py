@@ -2,11 +2,13 @@
 """The drill at scale: the 9-sensor marx honeypot data (all rows, then TCP/22 only) and a
 generated campaign, every strategy on the same events; prints the tables and run times.
 
-    python bench/drill.py [--marx PATH] [--members 1000] [--events 2000000] [--seed 1] [--json]
+    python bench/drill.py [--marx PATH] [--members 1000] [--events 2000000] [--seed 1] [--jobs N]
+                          [--json]
 
 marx is read where it lies (``$SHIELDWALL_CORPORA`` or ../shared/corpora); it has no licence
 and is never copied. The generated campaign is written to a temporary file first (its
 generation time is reported apart), then replayed from that file like any user's input.
+``--jobs`` is the drill's own (strategies in that many processes, the same result).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shieldwall.cli.drill import render
-from shieldwall.drill import DrillConfig, read_events, reorder, run
+from shieldwall.drill import STRATEGIES, DrillConfig, jobs_default, read_events, replay_files
 from shieldwall.drill.generate import Campaign, write_csv
 
 
@@ -31,10 +33,10 @@ def _marx_default() -> Path:
     return base / "aws-honeypot-marx" / "marx.csv.gz"
 
 
-def _replay(path: Path, config: DrillConfig, port: int | None = None) -> dict[str, Any]:
+def _replay(path: Path, config: DrillConfig, jobs: int, port: int | None = None) -> dict[str, Any]:
     reader = read_events(path, port=port)
     started = time.perf_counter()
-    result = run(reorder(reader), config).result()
+    result = replay_files([reader], config, jobs=jobs).result()
     seconds = time.perf_counter() - started
     result["seconds"] = round(seconds, 2)
     result["events_per_s"] = round(result["events"] / seconds) if seconds else None
@@ -59,6 +61,7 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--days", type=float, default=7.0)
+    ap.add_argument("--jobs", type=int, default=jobs_default(len(STRATEGIES)))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -70,7 +73,7 @@ def main() -> int:
     ]
     if args.marx.is_file():
         for title, config, port in runs:
-            out[title] = r = _replay(args.marx, config, port)
+            out[title] = r = _replay(args.marx, config, args.jobs, port)
             if not args.json:
                 _show(title, r)
     else:
@@ -88,7 +91,7 @@ def main() -> int:
             f"generated: {args.members} members, {counts['events']:,} events, seed {args.seed} "
             f"(maxretry 5 / 10m, ban 4h)"
         )
-        out[title] = r = _replay(path, DrillConfig())
+        out[title] = r = _replay(path, DrillConfig(), args.jobs)
         r["generate_seconds"] = round(generated, 2)
         r["campaign"] = counts
         if not args.json:

@@ -89,6 +89,10 @@ class LocalAlliance:
     port: int = 0
     token: str = ""
     _own_root: bool = False
+    rules: tuple[str, ...] = ("sshd",)
+    """The rules each agent's watch runs (shipped names or rule file paths)."""
+    trust: str = ""
+    """Trust level members are enrolled with; empty: the council's default."""
 
     def __enter__(self) -> LocalAlliance:
         self.start()
@@ -185,16 +189,20 @@ class LocalAlliance:
             if self.enforcer == "log"
             else '[[enforcer]]\nkind = "nftables"\n'
         )
+        rules = ", ".join(json.dumps(r) for r in self.rules)
         config = mdir / "agent.toml"
         config.write_text(
             f'member = "{name}"\nkey-file = "member.key"\ncouncil = "{self.url}"\n'
             f'state-dir = "state"\npoll-interval = {self.poll_interval}\n'
-            f'[[watch]]\npath = "{log}"\nrules = ["sshd"]\n{enforcer}'
+            f'[[watch]]\npath = "{log}"\nrules = [{rules}]\n{enforcer}'
         )
         m = Member(name, mdir, config, log, enforce_log, public)
         self.members.append(m)
         if enroll:
-            resp = self.operator("POST", "/v1/members", {"name": name, "public_key": public})
+            body = {"name": name, "public_key": public}
+            if self.trust:
+                body["trust"] = self.trust
+            resp = self.operator("POST", "/v1/members", body)
             if resp.status_code != 201:
                 raise RuntimeError(f"enrolling {name}: {resp.status_code} {resp.text}")
         return m
@@ -319,6 +327,11 @@ class _CouncilWatcher(threading.Thread):
                         self.decided.setdefault(data["decision"]["scope"], time.time())
         except httpx.HTTPError:
             return
+
+
+CouncilWatcher = _CouncilWatcher
+"""Public name of the council stream follower (``decided``: scope → first ``add``, wall
+time; ``ready`` is set once the snapshot arrived)."""
 
 
 def run_demo(n_members: int = 5, *, live: bool = True, keep: bool = False) -> dict[str, Any]:

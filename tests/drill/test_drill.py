@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import heapq
 import ipaddress
 import itertools
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shieldwall.drill import DrillConfig, DrillEvent, merge, read_events, reorder, run
-from shieldwall.drill.generate import Campaign
-from shieldwall.drill.io import SUCCESS
+from shieldwall.detect.bucket import BucketSet
+from shieldwall.drill import (
+    STRATEGIES,
+    DrillConfig,
+    DrillEvent,
+    merge,
+    read_events,
+    reorder,
+    replay_files,
+    run,
+)
+from shieldwall.drill.generate import Campaign, write_csv
+from shieldwall.drill.io import FAIL, SUCCESS, event_of, row_of
+from shieldwall.drill.replay import Reorder
 from shieldwall.drill.score import percentile
+from shieldwall.drill.strategies import Alone
+from shieldwall.model import Address
 from shieldwall.treaty import Threshold
 
 HOUR = 1_699_999_200.0  # an hour boundary (sync-1h syncs on the hour)
@@ -196,3 +212,114 @@ def test_unknown_header_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(ValueError, match="unknown header"):
         list(read_events(path))
+
+
+# -- the fast path gives the same results ---------------------------------------------------
+
+
+def _heap_reorder(
+    events: list[DrillEvent], slack: float, max_buffer: int
+) -> tuple[list[DrillEvent], int]:
+    """The reorder as first written: one heap holding every buffered event."""
+    heap: list[tuple[float, int, DrillEvent]] = []
+    out: list[DrillEvent] = []
+    out_time = newest = float("-inf")
+    late = 0
+    for seq, event in enumerate(events):
+        e, t = event, event.time
+        if t < out_time:
+            late += 1
+            e, t = dataclasses.replace(e, time=out_time), out_time
+        newest = max(newest, t)
+        heapq.heappush(heap, (t, seq, e))
+        while heap and (heap[0][0] < newest - slack or len(heap) > max_buffer):
+            out_time, _, first = heapq.heappop(heap)
+            out.append(first)
+    out += [heapq.heappop(heap)[2] for _ in range(len(heap))]
+    return out, late
+
+
+def test_reorder_gives_the_order_of_one_heap() -> None:
+    rng = random.Random(5)
+    for _ in range(2000):
+        t, events = 0.0, []
+        jitter = rng.random() < 0.7
+        for i in range(rng.randint(0, 40)):
+            t += rng.choice([0, 0, 1, 2, 5])
+            late = rng.choice([0, 0, 0, -3, -10, -50, 4]) if jitter else 0
+            events.append(ev(t + late, f"m{i}"))
+        slack, max_buffer = rng.choice([0, 1, 5, 20, 100]), rng.choice([1, 2, 3, 10, 1000])
+        want, late_count = _heap_reorder(events, slack, max_buffer)
+        r = Reorder(slack, max_buffer)
+        assert list(r(events)) == want
+        assert r.late == late_count
+        rows = Reorder(slack, max_buffer)
+        assert [event_of(x) for x in rows.rows([row_of(e) for e in events])] == want
+        assert rows.late == late_count
+
+
+def test_local_rule_is_bucketsets_window_bucket() -> None:
+    # the strategies' inlined local rule against BucketSet itself: hits out of order, two
+    # rules, IPv4 and IPv6 sources, maxretry 1..4 (within an hour: no pruning in between)
+    rng = random.Random(11)
+    sources: list[Address] = [S, N, ipaddress.IPv6Address("2001:db8::7")]
+    for maxretry in (1, 2, 3, 4):
+        config = DrillConfig(maxretry=maxretry, findtime=60, bantime=90)
+        alone = Alone(config)
+        buckets: dict[str, BucketSet] = {}
+        bans: dict[tuple[str, Any], float] = {}
+        for _ in range(3000):
+            e = DrillEvent(
+                T0 + rng.uniform(0, 3000),
+                rng.choice("ab"),
+                rng.choice(sources),
+                rng.choice([FAIL, FAIL, FAIL, SUCCESS]),
+                rng.choice(["r1", "r2"]),
+            )
+            banned = bans.get((e.member, e.source), float("-inf")) > e.time
+            if not banned and e.kind == FAIL:
+                bs = buckets.setdefault(e.member, BucketSet(maxretry, 60, 1_000_000))
+                if bs.hit(e.rule, e.source, e.time, "") is not None:
+                    key = (e.member, e.source)
+                    bans[key] = max(bans.get(key, e.time), e.time + 90)
+            assert alone.step(e) == banned
+        assert alone.decided == {s for _, s in bans}
+
+
+def _campaign_file(tmp_path: Path) -> Path:
+    path = tmp_path / "campaign.csv.gz"
+    write_csv(Campaign(members=25, events=8_000, seed=5), path)
+    return path
+
+
+def test_replay_files_equals_the_event_path_and_parallel_equals_serial(tmp_path: Path) -> None:
+    path = _campaign_file(tmp_path)
+    config = DrillConfig(maxretry=3)
+    variants = {"strict": DrillConfig(maxretry=3, threshold=Threshold(2, 2))}
+    events = run(reorder(read_events(path)), config, variants=variants)
+    serial = replay_files([read_events(path)], config, variants=variants, jobs=1)
+    parallel = replay_files([read_events(path)], config, variants=variants, jobs=2)
+    want = events.result()
+    assert want["strategies"]["alliance"]["stopped"] > want["strategies"]["alone"]["stopped"]
+    assert serial.result() == want
+    assert parallel.result() == want
+    assert [s.name for s in parallel.strategies] == [*STRATEGIES, "strict"]
+    for a, b, c in zip(events.strategies, serial.strategies, parallel.strategies, strict=True):
+        assert a.decided == b.decided == c.decided
+        assert a.protected_all == b.protected_all == c.protected_all
+    assert [s.timeline for s in parallel.scores] == [s.timeline for s in events.scores]
+    # three processes for five strategies, and two files merged by time
+    three = replay_files([read_events(path)], config, variants=variants, jobs=3)
+    assert three.result() == want
+    twice = replay_files([read_events(path), read_events(path)], config, jobs=2)
+    assert (
+        twice.result()
+        == run(merge(reorder(read_events(path)), reorder(read_events(path))), config).result()
+    )
+
+
+def test_a_worker_error_is_raised_by_the_caller(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ValueError, match="unknown header"):
+        replay_files([read_events(path)], jobs=2)

@@ -368,6 +368,8 @@ class Agent:
         counters["lines.read"] = len(batch.lines)
         counters["lines.skipped"] = batch.skipped
         counters["successes"] = sum(entry.count for entry in logins.values())
+        if counters["successes"]:  # the detector counts them as hits too: hits are failures
+            counters["hits"] = counters.get("hits", 0) - counters["successes"]
         bans: dict[Scope, datetime] = {}
         reportable = []
         for a in alerts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,7 @@ from typing import Any
 import click
 
 from shieldwall.cli.table import table
-from shieldwall.drill import STRATEGIES, DrillConfig, DrillEvent, merge, read_events, reorder
-from shieldwall.drill import run as run_drill
+from shieldwall.drill import STRATEGIES, DrillConfig, jobs_default, read_events, replay_files
 from shieldwall.treaty import Threshold
 from shieldwall.treaty.terms import parse_duration
 
@@ -26,6 +25,18 @@ def _seconds(value: str, name: str) -> float:
         return parse_duration(value, name)
     except ValueError as exc:
         raise click.BadParameter(str(exc).replace("treaty.", ""), param_hint=name) from exc
+
+
+def _epoch(text: str) -> float:
+    """ISO 8601 (naive = UTC) or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _threshold(text: str, name: str = "--threshold") -> Threshold:
@@ -81,17 +92,20 @@ def _variant(text: str, base: DrillConfig) -> tuple[str, DrillConfig]:
     return name, config
 
 
-def _progress(events: Iterable[DrillEvent], every: int = 50_000) -> Iterator[DrillEvent]:
-    """Counts events on stderr while they pass (only on a terminal)."""
+def _progress(every: int = 50_000) -> Callable[[int], None]:
+    """Counts events on stderr while they are replayed (only on a terminal): call it with
+    the number replayed so far."""
     start = time.monotonic()
-    n = 0
-    for e in events:
-        n += 1
-        if n % every == 0:
+    shown = 0
+
+    def show(n: int) -> None:
+        nonlocal shown
+        if n - shown >= every:
+            shown = n
             rate = n / max(time.monotonic() - start, 1e-9)
             click.echo(f"\r{n:,} events  {rate:,.0f}/s", err=True, nl=False)
-        yield e
-    click.echo(f"\r{n:,} events  done{' ' * 20}", err=True)
+
+    return show
 
 
 def _ms(value: Any) -> str:
@@ -146,6 +160,32 @@ def render(result: dict[str, Any]) -> str:
     return f"{head}\n{body}"
 
 
+def _log_readers(logs: tuple[str, ...], names: tuple[str, ...]) -> list[Any]:
+    """One :class:`~shieldwall.drill.logs.LogReader` per ``--log``."""
+    if not logs:
+        if names:
+            raise click.UsageError("--rule applies to --log inputs")
+        return []
+    from shieldwall.cli.rules import load_rule_spec
+    from shieldwall.drill.logs import LogReader, parse_log_spec
+    from shieldwall.errors import ShieldwallError
+
+    try:
+        rules = [load_rule_spec(n) for n in names or ("sshd", "sshd-success")]
+    except ShieldwallError as exc:
+        raise click.UsageError(str(exc)) from exc
+    readers: list[Any] = []
+    for spec in logs:
+        try:
+            member, path = parse_log_spec(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--log") from exc
+        if not path.is_file():
+            raise click.BadParameter(f"{path}: no such file", param_hint="--log")
+        readers.append(LogReader(path, member, rules))
+    return readers
+
+
 class _DrillGroup(click.Group):
     """``shieldwall drill FILE…`` runs the drill; ``shieldwall drill generate`` writes a
     campaign."""
@@ -165,7 +205,23 @@ def drill() -> None:
 
 
 @drill.command("run")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--log",
+    "logs",
+    multiple=True,
+    metavar="MEMBER=PATH",
+    help="A member's log file (plain or gzip), read through --rule's detector: each hit is "
+    "an event (repeatable; a bare PATH names the member after the file or its folder).",
+)
+@click.option(
+    "--rule",
+    "log_rules",
+    multiple=True,
+    metavar="RULE",
+    help="--log: a shipped rule, a rule .toml or a fail2ban .conf (repeatable; default: "
+    "sshd and sshd-success).",
+)
 @click.option("--port", type=int, default=None, help="marx input: only TCP rows to this port.")
 @click.option("--maxretry", default=5, show_default=True, help="Local rule: hits that ban.")
 @click.option("--findtime", default="10m", show_default=True, help="Local rule: window.")
@@ -210,10 +266,38 @@ def drill() -> None:
     show_default=True,
     help="Events out of order by up to this much are put back in order.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes: strategies replay in parallel, each process reading the input "
+    "(same result) [default: min(CPUs, strategies)].",
+)
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Replay into real agents' logs with a real council on 127.0.0.1 and measure "
+    "end-to-end time to protection (docs/drill.md, Live mode).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="--live: time compression (default: the campaign lasts about 60 s).",
+)
+@click.option(
+    "--members-limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="--live: agents started, one per member (the busiest members).",
+)
 def run_cmd(
     paths: tuple[str, ...],
+    logs: tuple[str, ...],
+    log_rules: tuple[str, ...],
     port: int | None,
     maxretry: int,
     findtime: str,
@@ -228,8 +312,12 @@ def run_cmd(
     sync_every: str,
     reporters: int,
     slack: str,
+    jobs: int | None,
     plot_dir: str | None,
     as_json: bool,
+    live: bool,
+    speed: float | None,
+    members_limit: int,
 ) -> None:
     """Replay event CSVs (time,member,source[,kind,rule,legit]) or the marx honeypot CSV
     (datetime,host,src,…), gzip or not, merged by event time, through every strategy."""
@@ -253,17 +341,35 @@ def run_cmd(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     extra = dict(_variant(v, config) for v in variants)
-    readers = [read_events(p, port=port) for p in paths]
+    readers: list[Any] = [read_events(p, port=port) for p in paths]
+    readers += _log_readers(logs, log_rules)
+    if not readers:
+        raise click.UsageError("give event files (PATHS) or members' logs (--log MEMBER=PATH)")
     slack_s = _seconds(slack, "--slack")
-    streams = [reorder(r, slack_s) for r in readers]
-    events: Iterable[DrillEvent] = streams[0] if len(streams) == 1 else merge(*streams)
-    if sys.stderr.isatty() and not as_json:
-        events = _progress(events)
+    if live:
+        from shieldwall.drill.live import live_command
+
+        if plot_dir is not None or variants or strategies:
+            raise click.UsageError("--live compares with the alliance strategy only")
+        live_command(readers, slack_s, config, speed, members_limit, as_json)
+        return
+    names = strategies or STRATEGIES
+    progress = _progress() if sys.stderr.isatty() and not as_json else None
     started = time.monotonic()
     try:
-        board = run_drill(events, config, strategies or STRATEGIES, extra)
+        board = replay_files(
+            readers,
+            config,
+            names,
+            extra,
+            slack=slack_s,
+            jobs=jobs or jobs_default(len(names) + len(extra)),
+            progress=progress,
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    if progress is not None:
+        click.echo(f"\r{board.events:,} events  done{' ' * 20}", err=True)
     result = board.result()
     result["seconds"] = round(time.monotonic() - started, 3)
     result["inputs"] = [
@@ -300,10 +406,36 @@ def run_cmd(
 @click.option("--events", "n_events", default=100_000, show_default=True, help="Events to write.")
 @click.option("--seed", default=1, show_default=True, help="Same seed, same file.")
 @click.option("--days", default=7.0, show_default=True, help="Span of the campaign.")
+@click.option(
+    "--start",
+    default=None,
+    help="First actor's start, ISO 8601 (naive = UTC) or epoch seconds [default: 2023-11-14].",
+)
+@click.option(
+    "--member-names",
+    default=None,
+    metavar="A,B,C",
+    help="Members' names (sets --members); e.g. the sensors of a real data set, to mix with it.",
+)
+@click.option(
+    "--only",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["botnet", "slow", "scanner", "nat"]),
+    help="Generate only these actors (repeatable); --only nat writes benign traffic.",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="CSV (.gz: gzip).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def generate_cmd(
-    members: int, n_events: int, seed: int, days: float, out: str, as_json: bool
+    members: int,
+    n_events: int,
+    seed: int,
+    days: float,
+    start: str | None,
+    member_names: str | None,
+    kinds: tuple[str, ...],
+    out: str,
+    as_json: bool,
 ) -> None:
     """Write a seeded campaign with ground truth: botnets sweeping members, low-and-slow
     brute force below local thresholds, scanners, and legitimate NAT users with typos and
@@ -311,7 +443,14 @@ def generate_cmd(
     from shieldwall.drill.generate import Campaign, write_csv
 
     try:
-        campaign = Campaign(members=members, events=n_events, seed=seed, days=days)
+        extra: dict[str, Any] = {}
+        if start is not None:
+            extra["start"] = _epoch(start)
+        if member_names is not None:
+            extra["names"] = tuple(n.strip() for n in member_names.split(",") if n.strip())
+        if kinds:
+            extra["kinds"] = kinds
+        campaign = Campaign(members=members, events=n_events, seed=seed, days=days, **extra)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     started = time.monotonic()
@@ -322,5 +461,5 @@ def generate_cmd(
     else:
         click.echo(
             f"wrote {counts['events']:,} events ({counts['legit_events']:,} legitimate) "
-            f"from {counts['sources']:,} sources at {members} members to {out}"
+            f"from {counts['sources']:,} sources at {campaign.members} members to {out}"
         )

@@ -62,6 +62,12 @@ def _load(rule: str, options: dict[str, str], journal: bool) -> tuple[Rule, str]
     return builtin_rule(rule), f"shipped rule {rule}"
 
 
+def load_rule_spec(rule: str) -> Rule:
+    """RULE as the CLI takes it: a shipped name, a native ``.toml`` or a fail2ban ``.conf``
+    (default options)."""
+    return _load(rule, {}, False)[0]
+
+
 def _timezone(text: str) -> tzinfo:
     from shieldwall.detect.fail2ban.posixtz import parse_timezone
 

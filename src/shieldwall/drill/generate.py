@@ -46,17 +46,30 @@ class Campaign:
     events: int = 100_000
     seed: int = 1
     days: float = 7.0
+    start: float = 1_700_000_000.0
+    """Epoch seconds of the first actor's start."""
+    names: tuple[str, ...] = ()
+    """The members' names (then ``members`` is their number); default ``m00000``…"""
+    kinds: tuple[str, ...] = tuple(KINDS)
+    """Which actors to generate (e.g. only ``nat``: benign traffic to mix with real data)."""
 
     def __post_init__(self) -> None:
+        if self.names:
+            if len(set(self.names)) != len(self.names):
+                raise ValueError("member names must be distinct")
+            object.__setattr__(self, "members", len(self.names))
         if self.members < 3:
             raise ValueError("a campaign needs at least 3 members")
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or not self.kinds:
+            raise ValueError(f"unknown actor kinds {unknown} (one of {', '.join(KINDS)})")
         if self.events < 1:
             raise ValueError("events must be at least 1")
         if not self.days > 0:
             raise ValueError("days must be positive")
 
     def member(self, i: int) -> str:
-        return f"m{i:05d}"
+        return self.names[i] if self.names else f"m{i:05d}"
 
     def mean_events(self, kind: str) -> float:
         n = self.members
@@ -71,8 +84,8 @@ class Campaign:
     def __iter__(self) -> Iterator[DrillEvent]:
         rng = random.Random(self.seed)  # noqa: S311 - a seeded simulation
         span = self.days * 86400.0
-        start0 = 1_700_000_000.0
-        kinds = list(KINDS)
+        start0 = self.start
+        kinds = [k for k in KINDS if k in self.kinds]
         weights = [KINDS[k][0] / self.mean_events(k) for k in kinds]
         actors_expected = sum(self.events * KINDS[k][0] / self.mean_events(k) for k in kinds)
         gap = span / max(actors_expected, 1.0)

@@ -16,17 +16,26 @@ shared, how and when:
 :meth:`Strategy.step` says whether an event was stopped (its member was protected from its
 source at that time) and, if it landed, lets the member see it. An attempt that was stopped
 never reaches the member's log, so it is neither counted by buckets nor sighted.
+:meth:`Strategy.replay` does the same for a batch of :data:`~shieldwall.drill.io.Row` tuples
+in one loop (the drill's fast path; ``step`` is ``replay`` of one event).
+
+The local rule is :class:`~shieldwall.detect.bucket.BucketSet`'s ``window`` bucket, inlined:
+per member and (rule, source) the times of the recent hits; a hit older than ``findtime``
+before the newest falls out; ``maxretry`` hits overflow (and empty) the bucket; at most
+1,000,000 buckets per member (the least recently hit is evicted); hourly pruning. Sources are
+dict keys as :data:`~shieldwall.drill.io.Key` (an IPv4 address's integer hashes in C).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from bisect import insort
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
+from typing import Any
 
-from shieldwall.detect.bucket import BucketSet
-from shieldwall.drill.io import FAIL, DrillEvent
+from shieldwall.drill.io import DrillEvent, Key, Row, address_of, row_of, source_key
 from shieldwall.model import Address, Alert
 from shieldwall.treaty import (
     Alerted,
@@ -52,6 +61,7 @@ __all__ = [
     "Alliance",
     "Alone",
     "DrillConfig",
+    "Outcome",
     "Poll",
     "Strategy",
     "Sync",
@@ -59,6 +69,14 @@ __all__ = [
 ]
 
 _PRUNE_EVERY = 3600.0
+_MAX_TRACKED = 1_000_000
+"""Local buckets per member (``BucketSet``'s ``max_tracked``)."""
+_NEVER = float("inf")
+_NOT = float("-inf")
+
+_Buckets = dict[tuple[Any, ...], list[float]]
+"""A member's local buckets: (rule, source) → times of its recent hits, oldest first; in
+least recently hit order (a hit takes its bucket out and puts it back at the end)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,95 +132,214 @@ class DrillConfig:
 
 
 class Strategy:
-    """Local rule and bans shared by every strategy; subclasses decide what is shared."""
+    """Local rule and bans shared by every strategy; subclasses decide what is shared.
+
+    Sources are :data:`~shieldwall.drill.io.Key` values inside; ``decided``, ``shared``,
+    ``local`` and ``protected_all`` show them as addresses."""
 
     name = "strategy"
 
     def __init__(self, config: DrillConfig) -> None:
         self.config = config
-        self.members: dict[str, BucketSet] = {}
-        self.local: dict[Address, dict[str, float]] = {}
+        self.members: dict[str, _Buckets] = {}
+        """member -> its local buckets."""
+        self.bans: dict[Key, dict[str, float]] = {}
         """source -> member -> local ban until (epoch)."""
-        self.shared: dict[Address, tuple[float, float]] = {}
+        self.spans: dict[Key, tuple[float, float]] = {}
         """source -> (from, until): every member is protected in [from, until)."""
-        self.decided: set[Address] = set()
+        self.decided_keys: set[Key] = set()
         """Every source banned anywhere (locally or shared) at least once."""
-        self.protected_all: dict[Address, float] = {}
+        self.first_protected: dict[Key, float] = {}
         """source -> the first time every member was protected from it by a shared
         decision (local bans alone never protect the whole alliance)."""
         self.counters: dict[str, int] = {}
-        self._next_prune = float("-inf")
+        self._next_prune = _NOT
+        self._wake = _NEVER
+        """The next time :meth:`advance` has something to do (it is called at or after it)."""
+
+    # -- as addresses -----------------------------------------------------------------------
+
+    @property
+    def decided(self) -> set[Address]:
+        return {address_of(k) for k in self.decided_keys}
+
+    @property
+    def shared(self) -> dict[Address, tuple[float, float]]:
+        return {address_of(k): span for k, span in self.spans.items()}
+
+    @property
+    def local(self) -> dict[Address, dict[str, float]]:
+        return {address_of(k): dict(bans) for k, bans in self.bans.items()}
+
+    @property
+    def protected_all(self) -> dict[Address, float]:
+        return {address_of(k): t for k, t in self.first_protected.items()}
 
     # -- the step ---------------------------------------------------------------------------
 
     def protected(self, member: str, source: Address, t: float) -> bool:
-        shared = self.shared.get(source)
-        if shared is not None and shared[0] <= t < shared[1]:
+        key = source_key(source)
+        span = self.spans.get(key)
+        if span is not None and span[0] <= t < span[1]:
             return True
-        local = self.local.get(source)
-        return local is not None and local.get(member, float("-inf")) > t
+        bans = self.bans.get(key)
+        return bans is not None and bans.get(member, _NOT) > t
 
     def step(self, e: DrillEvent) -> bool:
         """Replay one event; True when it was stopped."""
-        t = e.time
-        if t >= self._next_prune:
-            self._prune(t)
-        self.advance(t)
-        if e.member not in self.members:
-            c = self.config
-            self.members[e.member] = BucketSet(c.maxretry, c.findtime, 1_000_000)
-        if self.protected(e.member, e.source, t):
-            return True
-        self.landed(e)
-        return False
+        stopped, _, blocked = self.replay((row_of(e),))
+        return bool(stopped or blocked)
+
+    def replay(self, rows: Sequence[Row]) -> tuple[int, int, int]:
+        """Replay ``rows`` (in time order): (attempts stopped, attempts landed, logins
+        blocked)."""
+        c = self.config
+        maxretry = c.maxretry
+        findtime = c.findtime
+        members = self.members
+        spans = self.spans
+        bans = self.bans
+        enroll = self.enroll if self.enrolls else None
+        sight = self.sighted if self.sights else None
+        next_prune = self._next_prune
+        wake = self._wake
+        stopped = landed = blocked = 0
+        for row in rows:
+            t, member, key, fail, rule, source, _ = row
+            buckets = members.get(member)
+            if buckets is None and enroll is not None:
+                enroll(member)
+            if t >= next_prune:
+                self._prune(t)
+                next_prune = self._next_prune
+            if t >= wake:
+                self.advance(t)
+                wake = self._wake
+            if buckets is None:
+                buckets = members[member] = {}
+            span = spans.get(key)
+            if span is not None and span[0] <= t < span[1]:
+                if fail:
+                    stopped += 1
+                else:
+                    blocked += 1
+                continue
+            banned = bans.get(key)
+            if banned is not None and banned.get(member, _NOT) > t:
+                if fail:
+                    stopped += 1
+                else:
+                    blocked += 1
+                continue
+            if fail:
+                landed += 1
+                # BucketSet.hit, window kind (keys: rule, address as int, IP version)
+                bk = (rule, key) if key.__class__ is int else (rule, int(key), 6)
+                hits = buckets.pop(bk, None)
+                if hits is None:
+                    if maxretry == 1:
+                        self._overflow(t, member, key, source, rule, [t])
+                    else:
+                        buckets[bk] = [t]
+                        if len(buckets) > _MAX_TRACKED:
+                            del buckets[next(iter(buckets))]
+                else:
+                    if t >= hits[-1]:
+                        hits.append(t)
+                    else:
+                        insort(hits, t)
+                    cutoff = hits[-1] - findtime
+                    if hits[0] < cutoff:
+                        keep = 0
+                        while hits[keep] < cutoff:
+                            keep += 1
+                        del hits[:keep]
+                    if len(hits) >= maxretry:
+                        self._overflow(t, member, key, source, rule, hits)
+                    else:
+                        buckets[bk] = hits
+            if sight is not None:
+                sight(t, member, source, fail, rule)
+        self._next_prune = next_prune
+        return stopped, landed, blocked
+
+    enrolls = False
+    """Whether :meth:`enroll` is called for a member's first event (before anything else)."""
+    sights = False
+    """Whether :meth:`sighted` is called for every event that landed."""
+
+    def enroll(self, member: str) -> None:
+        """``member``'s first event comes."""
 
     def advance(self, t: float) -> None:
-        """Time moves to ``t`` (before the event at ``t`` is looked at)."""
+        """Time moves to ``t`` (before the event at ``t`` is looked at); called once ``t``
+        reaches ``self._wake``."""
 
-    def landed(self, e: DrillEvent) -> None:
-        if e.kind == FAIL:
-            alert = self.members[e.member].hit(e.rule, e.source, e.time, "")
-            if alert is not None:
-                self.ban_local(e.member, e.source, e.time)
-                self.alerted(e, alert)
+    def sighted(self, t: float, member: str, source: Address, fail: bool, rule: str) -> None:
+        """An event landed at ``member`` (after its local rule saw it)."""
 
-    def alerted(self, e: DrillEvent, alert: Alert) -> None:
-        """A member's bucket overflowed (it has banned the source locally already)."""
+    def _overflow(
+        self, t: float, member: str, key: Key, source: Address, rule: str, hits: list[float]
+    ) -> None:
+        self.ban_local(member, key, t)
+        self.alerted(t, member, key, source, rule, hits)
+
+    def alerted(
+        self, t: float, member: str, key: Key, source: Address, rule: str, hits: list[float]
+    ) -> None:
+        """A member's bucket overflowed at ``t`` with ``hits`` (it has banned the source
+        locally already)."""
 
     def finish(self, t: float) -> None:
         """The stream ended at ``t``."""
 
     # -- bans -------------------------------------------------------------------------------
 
-    def ban_local(self, member: str, source: Address, t: float) -> None:
-        bans = self.local.setdefault(source, {})
+    def ban_local(self, member: str, key: Key, t: float) -> None:
+        bans = self.bans.setdefault(key, {})
         bans[member] = max(bans.get(member, t), t + self.config.bantime)
-        self.decided.add(source)
+        self.decided_keys.add(key)
 
-    def share(self, source: Address, start: float, until: float) -> None:
-        old = self.shared.get(source)
+    def share(self, key: Key, start: float, until: float) -> None:
+        old = self.spans.get(key)
         if old is not None and old[0] <= start < old[1]:
             start = old[0]
             until = max(until, old[1])
-        self.shared[source] = (start, until)
-        self.decided.add(source)
-        self.protected_all.setdefault(source, start)
+        self.spans[key] = (start, until)
+        self.decided_keys.add(key)
+        self.first_protected.setdefault(key, start)
 
     def _inc(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
     def _prune(self, t: float) -> None:
         self._next_prune = t + _PRUNE_EVERY
-        for source in [s for s, (_, until) in self.shared.items() if until <= t]:
-            del self.shared[source]
-        for source, bans in list(self.local.items()):
+        for key in [k for k, (_, until) in self.spans.items() if until <= t]:
+            del self.spans[key]
+        for key, bans in list(self.bans.items()):
             for member in [m for m, until in bans.items() if until <= t]:
                 del bans[member]
             if not bans:
-                del self.local[source]
-        when = datetime.fromtimestamp(t, UTC)
+                del self.bans[key]
+        # BucketSet.prune(datetime) of every member: buckets whose newest hit is older than
+        # findtime (times through datetime, as there: microseconds)
+        cutoff = datetime.fromtimestamp(t, UTC).timestamp() - self.config.findtime
         for buckets in self.members.values():
-            buckets.prune(when)
+            for bk in [bk for bk, hits in buckets.items() if hits[-1] < cutoff]:
+                del buckets[bk]
+
+
+class Outcome(Strategy):
+    """What a finished strategy leaves for scoring (its name, members, decided sources, time
+    to protection and counters), e.g. sent back by a worker process."""
+
+    def __init__(self, of: Strategy) -> None:
+        super().__init__(of.config)
+        self.name = of.name
+        self.members = {m: {} for m in of.members}
+        self.decided_keys = of.decided_keys
+        self.first_protected = of.first_protected
+        self.counters = of.counters
 
 
 class Alone(Strategy):
@@ -214,9 +351,11 @@ class Poll(Strategy):
 
     name = "poll-10s"
 
-    def alerted(self, e: DrillEvent, alert: Alert) -> None:
+    def alerted(
+        self, t: float, member: str, key: Key, source: Address, rule: str, hits: list[float]
+    ) -> None:
         c = self.config
-        self.share(e.source, e.time + c.poll, e.time + c.bantime)
+        self.share(key, t + c.poll, t + c.bantime)
 
 
 class Sync(Strategy):
@@ -226,67 +365,78 @@ class Sync(Strategy):
 
     def __init__(self, config: DrillConfig) -> None:
         super().__init__(config)
-        self.reported: dict[Address, set[str]] = {}
-        self.dirty: set[Address] = set()
+        self.reported: dict[Key, set[str]] = {}
+        self.dirty: set[Key] = set()
         self._next_sync: float | None = None
+        self._wake = _NOT
 
     def advance(self, t: float) -> None:
         interval = self.config.sync
         if self._next_sync is None:
             self._next_sync = (t // interval + 1) * interval
+        self._wake = self._next_sync
         if t < self._next_sync:
             return
         if self.dirty:  # reports made before this sync are shared at it
             c = self.config
             at = self._next_sync
-            for source in sorted(self.dirty, key=int):
-                if len(self.reported.get(source, ())) >= c.reporters:
-                    self.share(source, at, at + c.bantime)
+            for key in sorted(self.dirty, key=int):
+                if len(self.reported.get(key, ())) >= c.reporters:
+                    self.share(key, at, at + c.bantime)
                     self._inc("shared")
             self.dirty.clear()
-        self._next_sync = (t // interval + 1) * interval
+        self._next_sync = self._wake = (t // interval + 1) * interval
 
-    def alerted(self, e: DrillEvent, alert: Alert) -> None:
-        self.reported.setdefault(e.source, set()).add(e.member)
-        self.dirty.add(e.source)
+    def alerted(
+        self, t: float, member: str, key: Key, source: Address, rule: str, hits: list[float]
+    ) -> None:
+        self.reported.setdefault(key, set()).add(member)
+        self.dirty.add(key)
 
 
 class Alliance(Strategy):
     """shieldwall: the real treaty on Alerted and Sighted events, decisions apply at once."""
 
     name = "alliance"
+    enrolls = True
+    sights = True
 
     def __init__(self, config: DrillConfig, name: str = "alliance") -> None:
         super().__init__(config)
         self.name = name
-        self._ids = count(1)
-        self.treaty = Treaty(config.terms(), new_id=lambda: f"d{next(self._ids)}")
-        self._next_tick = float("-inf")
+        self.treaty = Treaty(config.terms(), new_id=_Ids())
+        self._wake = _NOT
 
-    def _member(self, name: str) -> None:
+    def enroll(self, member: str) -> None:
         trust = "probation" if self.config.quorum is not None else "trusted"
-        self.treaty.handle(Enroll(MemberInfo(name, trust)), datetime.fromtimestamp(0, UTC))
-
-    def step(self, e: DrillEvent) -> bool:
-        if e.member not in self.members:
-            self._member(e.member)
-        return super().step(e)
+        self.treaty.handle(Enroll(MemberInfo(member, trust)), datetime.fromtimestamp(0, UTC))
 
     def advance(self, t: float) -> None:
-        if t >= self._next_tick:
-            self._next_tick = t + self.config.tick
-            self._apply(self.treaty.handle(Tick(), datetime.fromtimestamp(t, UTC)), t)
+        self._wake = t + self.config.tick
+        self._apply(self.treaty.handle(Tick(), datetime.fromtimestamp(t, UTC)), t)
 
-    def landed(self, e: DrillEvent) -> None:
-        super().landed(e)
-        when = datetime.fromtimestamp(e.time, UTC)
-        kind = SightingKind.FAILURE if e.kind == FAIL else SightingKind.SUCCESS
-        sighting = Sighting(e.source, e.rule, kind, 1, when, when)
-        self._apply(self.treaty.handle(Sighted(e.member, (sighting,)), when), e.time)
+    def sighted(self, t: float, member: str, source: Address, fail: bool, rule: str) -> None:
+        when = datetime.fromtimestamp(t, UTC)
+        sighting = Sighting(source, rule, _FAILURE if fail else _SUCCESS, 1, when, when)
+        effects = self.treaty.handle(Sighted(member, (sighting,)), when)
+        if effects:
+            self._apply(effects, t)
 
-    def alerted(self, e: DrillEvent, alert: Alert) -> None:
-        when = datetime.fromtimestamp(e.time, UTC)
-        self._apply(self.treaty.handle(Alerted(e.member, alert), when), e.time)
+    def alerted(
+        self, t: float, member: str, key: Key, source: Address, rule: str, hits: list[float]
+    ) -> None:
+        # the alert BucketSet raises: the last maxretry hits, their count, no evidence lines
+        evidence = hits[-self.config.maxretry :]
+        alert = Alert(
+            rule=rule,
+            source=source,
+            first=datetime.fromtimestamp(evidence[0], UTC),
+            last=datetime.fromtimestamp(evidence[-1], UTC),
+            count=len(hits),
+            evidence=("",) * len(evidence),
+        )
+        when = datetime.fromtimestamp(t, UTC)
+        self._apply(self.treaty.handle(Alerted(member, alert), when), t)
 
     def _apply(self, effects: Iterable[object], t: float) -> None:
         for effect in effects:
@@ -295,15 +445,29 @@ class Alliance(Strategy):
                 if d.scope.num_addresses != 1:  # pragma: no cover - range sanctions are off
                     self._inc("decisions.range")
                     continue
-                self.share(d.scope.network_address, t, d.expires.timestamp())
+                self.share(source_key(d.scope.network_address), t, d.expires.timestamp())
                 self._inc(f"decided.{effect.evidence.clauses[0]}")
             elif isinstance(effect, Revoke):
                 scope = effect.decision.scope
                 if scope.num_addresses == 1:
-                    self.shared.pop(scope.network_address, None)
+                    self.spans.pop(source_key(scope.network_address), None)
                 self._inc("revoked")
             elif isinstance(effect, Refuse):
                 self._inc(f"refused.{effect.refusal.reason}")
+
+
+class _Ids:
+    """Decision ids ``d1``, ``d2``… (a class, not a closure: a strategy can be pickled)."""
+
+    def __init__(self) -> None:
+        self._next = count(1)
+
+    def __call__(self) -> str:
+        return f"d{next(self._next)}"
+
+
+_FAILURE = SightingKind.FAILURE
+_SUCCESS = SightingKind.SUCCESS
 
 
 STRATEGIES = ("alone", "alliance", "poll-10s", "sync-1h")

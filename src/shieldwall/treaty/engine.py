@@ -89,6 +89,8 @@ from shieldwall.treaty.state import (
 from shieldwall.treaty.terms import TreatyTerms
 
 MAX_RULE_CHARS = 100
+SCOPES_MEMO = 100_000
+"""Single-address scopes the treaty keeps built (it starts again when full)."""
 
 
 def _rule(name: str) -> str:
@@ -126,6 +128,7 @@ class Treaty:
         self._members: dict[str, MemberInfo] = {m.name: m for m in members}
         self._new_id = new_id or self._next_id
         self._protected = self._build_protected()
+        self._scopes: dict[Address, Scope] = {}
 
     # -- public ----------------------------------------------------------------------------
 
@@ -229,6 +232,15 @@ class Treaty:
             member_addresses=[(m.name, a) for m in self._members.values() for a in m.addresses],
             protect_private=self.terms.protect_private,
         )
+
+    def _scope(self, address: Address) -> Scope:
+        """``address_scope(address)``, built once per address (networks are immutable)."""
+        scope = self._scopes.get(address)
+        if scope is None:
+            if len(self._scopes) >= SCOPES_MEMO:
+                self._scopes.clear()
+            scope = self._scopes[address] = address_scope(address)
+        return scope
 
     def _active_member(self, name: str) -> MemberInfo | None:
         m = self._members.get(name)
@@ -460,7 +472,7 @@ class Treaty:
 
     def _alerted(self, ev: Alerted, now: datetime) -> list[Effect]:
         alert = ev.alert
-        scope = address_scope(alert.source)
+        scope = self._scope(alert.source)
         rule = _rule(alert.rule)
         count = max(0, min(alert.count, MAX_COUNT))
         exhibit = Exhibit(ev.member, "alert", now, rule, count, ref=ev.report)
@@ -579,24 +591,29 @@ class Treaty:
         if member is None:
             self.state.inc("sightings.refused", len(ev.sightings))
             return []
-        window = timedelta(seconds=self.terms.alliance.window)
-        touched: dict[Address, set[str]] = {}
+        oldest = now - timedelta(seconds=self.terms.alliance.window)
+        # source -> its track (as _track last returned it) and the rules sighted
+        touched: dict[Address, tuple[Track, set[str]]] = {}
+        evicted = self.state.counters.get("sources.evicted", 0)
         activity = self.state.activity.setdefault(member.name, {})
         for s in ev.sightings:
             if s.count <= 0 or not s.rule:
                 self.state.inc("sightings.malformed")
                 continue
             at = min(s.last, now)
-            if at < now - window:
+            if at < oldest:
                 self.state.inc("sightings.stale")
                 continue
-            if self._protected.reason_for(address_scope(s.source)) is not None:
+            if self._protected.reason_for_address(s.source) is not None:
                 self.state.inc("sightings.protected")  # never decided, so never tracked
                 continue
             track = self._track(s.source)
             slot = self.state.slot(at)
             count = min(s.count, MAX_COUNT)
-            rules = touched.setdefault(s.source, set())
+            seen = touched.get(s.source)
+            rules = set() if seen is None else seen[1]
+            if seen is None or seen[0] is not track:
+                touched[s.source] = (track, rules)
             if s.kind is SightingKind.SUCCESS:
                 track.add_success(member.name, slot, count)
                 continue
@@ -608,60 +625,79 @@ class Treaty:
             if rule in activity or len(activity) < MAX_RULES_PER_MEMBER:
                 slots = activity.setdefault(rule, {})
                 slots[slot] = min(slots.get(slot, 0) + count, MAX_COUNT)
-        lo = self._lo(now)
+        lo = self.state.slot(oldest)  # = self._lo(now)
         for by_rule in activity.values():
-            for k in [k for k in by_rule if k < lo]:
-                del by_rule[k]
+            if by_rule and min(by_rule) < lo:
+                for k in [k for k in by_rule if k < lo]:
+                    del by_rule[k]
+        # a track is still the source's one unless _track evicted sources meanwhile
+        evictions = self.state.counters.get("sources.evicted", 0) != evicted
         out: list[Effect] = []
-        for source, rules in touched.items():
-            tracked = self.state.sources.get(source)
+        for source, (track, rules) in touched.items():
+            tracked = self.state.sources.get(source) if evictions else track
             if tracked is None:
                 continue  # evicted by a later sighting of the same batch
             tracked.prune(lo)
-            p = self.state.pending.get(source)
+            p = self.state.pending.get(source) if self.state.pending else None
             if p is not None:
                 out += self._settle_pending(p, now)
-            cid = self.state.concern_by_source.get(source)
+            by_source = self.state.concern_by_source
+            cid = by_source.get(source) if by_source else None
             if cid is not None:
                 out += self._settle_concern(self.state.concerns[cid], now)
             if self.terms.alliance.enabled:
                 for rule in sorted(rules):
-                    out += self._judge_alliance(source, rule, now)
+                    out += self._judge_alliance(source, rule, now, tracked, lo)
         return out
 
-    def _judge_alliance(self, source: Address, rule: str, now: datetime) -> list[Effect]:
-        track = self.state.sources.get(source)
-        scope = address_scope(source)
-        if track is None or self.state.ledger.covering(scope, now) is not None:
+    def _judge_alliance(
+        self, source: Address, rule: str, now: datetime, track: Track, lo: int
+    ) -> list[Effect]:
+        """Decide ``source`` on ``rule``'s alliance-wide sums (its ``track``, the window from
+        slot ``lo``), unless friendly fire vetoes."""
+        scope = self._scope(source)
+        if self.state.ledger.covering(scope, now) is not None:
             return []
         a = self.terms.alliance
         t = a.threshold_for(rule)
-        lo = self._lo(now)
-        per = {m: n for m, n in track.failures_for(rule, lo).items() if self._active_member(m)}
+        roster = self._members
+        per = {
+            m: n
+            for m, n in track.failures_for(rule, lo).items()
+            if (info := roster.get(m)) is not None and not info.revoked
+        }
         qualifying = [m for m, n in per.items() if n >= t.per_member]
         total = sum(per.values())
         if len(qualifying) < t.members or total < t.attempts:
             return []
+        ff = self.terms.friendly_fire
+        ok: dict[str, int] = {}
+        vetoed = False
+        if ff.enabled:
+            ok = {
+                m: n
+                for m, n in track.successes_in(lo).items()
+                if (info := roster.get(m)) is not None and not info.revoked
+            }
+            vetoed = sum(ok.values()) >= ff.successes
+            if vetoed:
+                self.state.inc("friendly-fire.vetoed")
+                if track.vetoed is not None and track.vetoed + timedelta(seconds=a.window) > now:
+                    return []  # refused once per window (before any exhibit is written)
+                track.vetoed = now
         window = _span(a.window)
         ranked = sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))
         exhibits = [Exhibit(m, "sightings", now, rule, n) for m, n in ranked]
-        ff = self.terms.friendly_fire
-        if ff.enabled:
-            ok = {m: n for m, n in track.successes_in(lo).items() if self._active_member(m)}
-            if sum(ok.values()) >= ff.successes:
-                self.state.inc("friendly-fire.vetoed")
-                if track.vetoed is not None and track.vetoed + timedelta(seconds=a.window) > now:
-                    return []
-                track.vetoed = now
-                why = (
-                    f"{rule}: {total} failures at {len(per)} members within {window}, but "
-                    f"{sum(ok.values())} successful logins at {len(ok)} members"
-                )
-                logins = [Exhibit(m, "sightings", now, None, 0, n) for m, n in sorted(ok.items())]
-                evidence = Evidence.of(
-                    (FRIENDLY_FIRE, ALLIANCE), (*per, *ok), (*logins, *exhibits), why
-                )
-                return [self._refuse(scope, FRIENDLY_FIRE, None, now, rule, evidence)]
+        if vetoed:
+            why = (
+                f"{rule}: {total} failures at {len(per)} members within {window}, but "
+                f"{sum(ok.values())} successful logins at {len(ok)} members"
+            )
+            logins = [Exhibit(m, "sightings", now, None, 0, n) for m, n in sorted(ok.items())]
+            evidence = Evidence.of(
+                (FRIENDLY_FIRE, ALLIANCE), (*per, *ok), (*logins, *exhibits), why
+            )
+            return [self._refuse(scope, FRIENDLY_FIRE, None, now, rule, evidence)]
         reason = f"{rule}: {total} failures at {len(per)} members within {window}"
         evidence = Evidence.of((ALLIANCE,), per, exhibits, reason)
         return self._decide(scope, self._base_duration(None), now, evidence, rule=rule)
@@ -1071,11 +1107,13 @@ class Treaty:
             out.append(self._refuse(address_scope(source), QUORUM, member, now, p.rule, evidence))
         st.ledger.prune(now)
         memory = timedelta(seconds=self.terms.sanctions.memory)
-        for scope, o in list(st.offenders.items()):
+        # dict.items(): an OrderedDict's own items() looks every key up again, and hashing an
+        # ipaddress object runs Python code; the order of these scans does not matter
+        for scope, o in list(dict.items(st.offenders)):
             if o.last + memory <= now:
                 del st.offenders[scope]
         lo = self._lo(now)
-        for source, track in list(st.sources.items()):
+        for source, track in list(dict.items(st.sources)):
             if track.prune(lo):
                 del st.sources[source]
         for member, by_rule in list(st.activity.items()):

@@ -6,7 +6,11 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from shieldwall.model import Scope
+from shieldwall.model import Address, Scope, address_scope
+
+MEMO_LIMIT = 100_000
+"""Single addresses whose verdict :class:`Protected` remembers (it starts again when full)."""
+_UNKNOWN = "?"
 
 LOOPBACK: tuple[Scope, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
@@ -42,6 +46,10 @@ class Protected:
     _hosts: dict[tuple[int, int], dict[Scope, tuple[int, str]]] = field(
         init=False, repr=False, compare=False, hash=False
     )
+    _memo: dict[Address, str | None] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+    """address → its verdict: the entries never change (a change builds a new Protected)."""
 
     def __post_init__(self) -> None:
         # (version, prefix length) → network → (first entry index, reason): a single address
@@ -73,16 +81,29 @@ class Protected:
     def reason_for(self, scope: Scope) -> str | None:
         """The reason ``scope`` may not be decided, or None if it may (the first entry that
         overlaps it, in ``entries`` order)."""
-        if scope.num_addresses == 1:
-            best: tuple[int, str] | None = None
-            for (version, prefix), nets in self._hosts.items():
-                if version != scope.version:
-                    continue
-                hit = nets.get(scope.supernet(new_prefix=prefix))
-                if hit is not None and (best is None or hit[0] < best[0]):
-                    best = hit
-            return None if best is None else best[1]
+        if scope.prefixlen == scope.max_prefixlen:
+            return self.reason_for_address(scope.network_address)
         for net, reason in self.entries:
             if net.version == scope.version and net.overlaps(scope):
                 return reason
         return None
+
+    def reason_for_address(self, address: Address) -> str | None:
+        """:meth:`reason_for` the single address ``address`` (remembered)."""
+        memo = self._memo
+        why = memo.get(address, _UNKNOWN)
+        if why is not _UNKNOWN:
+            return why
+        scope = address_scope(address)
+        best: tuple[int, str] | None = None
+        for (version, prefix), nets in self._hosts.items():
+            if version != scope.version:
+                continue
+            hit = nets.get(scope.supernet(new_prefix=prefix))
+            if hit is not None and (best is None or hit[0] < best[0]):
+                best = hit
+        why = None if best is None else best[1]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[address] = why
+        return why

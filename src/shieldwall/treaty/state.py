@@ -58,10 +58,14 @@ def _slots_from(data: Any) -> Slots:
 
 
 def _sum(slots: Slots, lo: int) -> int:
+    if slots and min(slots) >= lo:  # all of them (min() and sum() loop in C)
+        return sum(slots.values())
     return sum(v for k, v in slots.items() if k >= lo)
 
 
 def _prune(slots: Slots, lo: int) -> None:
+    if slots and min(slots) >= lo:
+        return
     for k in [k for k in slots if k < lo]:
         del slots[k]
 
@@ -76,6 +80,14 @@ class Track:
     """member → slots."""
     vetoed: datetime | None = None
     """When friendly fire last refused a decision on sums (refused once per window)."""
+    _index: dict[int, list[tuple[str | None, str]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """slot → the slots of (rule, member) that hold it (rule None: successes), built by the
+    first :meth:`prune` (every slot then has its entry; some entries may be stale): later
+    prunes only visit the slots they forget."""
+    _low: int = field(default=0, init=False, repr=False, compare=False)
+    """With the index: no slot is below this one."""
 
     def add_failure(self, rule: str, member: str, slot: int, count: int) -> bool:
         by_member = self.failures.get(rule)
@@ -83,13 +95,36 @@ class Track:
             if len(self.failures) >= MAX_RULES_PER_SOURCE:
                 return False
             by_member = self.failures[rule] = {}
-        slots = by_member.setdefault(member, {})
-        slots[slot] = min(slots.get(slot, 0) + count, MAX_COUNT)
+        slots = by_member.get(member)
+        if slots is None:
+            slots = by_member[member] = {}
+        n = slots.get(slot)
+        if n is None:
+            self._indexed(slot, rule, member)
+            n = 0
+        slots[slot] = min(n + count, MAX_COUNT)
         return True
 
     def add_success(self, member: str, slot: int, count: int) -> None:
-        slots = self.successes.setdefault(member, {})
-        slots[slot] = min(slots.get(slot, 0) + count, MAX_COUNT)
+        slots = self.successes.get(member)
+        if slots is None:
+            slots = self.successes[member] = {}
+        n = slots.get(slot)
+        if n is None:
+            self._indexed(slot, None, member)
+            n = 0
+        slots[slot] = min(n + count, MAX_COUNT)
+
+    def _indexed(self, slot: int, rule: str | None, member: str) -> None:
+        index = self._index
+        if index is not None:
+            entries = index.get(slot)
+            if entries is None:
+                index[slot] = [(rule, member)]
+            else:
+                entries.append((rule, member))
+            if slot < self._low:
+                self._low = slot
 
     def failures_for(self, rule: str, lo: int) -> dict[str, int]:
         """member → failures of ``rule`` in slots ≥ ``lo`` (members with none left out)."""
@@ -120,19 +155,55 @@ class Track:
 
     def prune(self, lo: int) -> bool:
         """Forget slots below ``lo``; True when nothing is left."""
+        index = self._index
+        if index is None:
+            self._prune_all(lo)
+        elif self._low < lo:
+            failures = self.failures
+            successes = self.successes
+            for k in [k for k in index if k < lo]:
+                for rule, member in index.pop(k):
+                    if rule is None:
+                        slots = successes.get(member)
+                        if slots is not None and k in slots:
+                            del slots[k]
+                            if not slots:
+                                del successes[member]
+                        continue
+                    by_member = failures.get(rule)
+                    slots = None if by_member is None else by_member.get(member)
+                    if by_member is not None and slots is not None and k in slots:
+                        del slots[k]
+                        if not slots:
+                            del by_member[member]
+                            if not by_member:
+                                del failures[rule]
+            self._low = min(index) if index else lo
+        return not self.failures and not self.successes
+
+    def _prune_all(self, lo: int) -> None:
+        """Prune every slot list (and empty member and rule), then index what is left."""
+        index: dict[int, list[tuple[str | None, str]]] = {}
         for rule in list(self.failures):
             by_member = self.failures[rule]
             for member in list(by_member):
-                _prune(by_member[member], lo)
-                if not by_member[member]:
+                slots = by_member[member]
+                _prune(slots, lo)
+                if not slots:
                     del by_member[member]
+                for k in slots:
+                    index.setdefault(k, []).append((rule, member))
             if not by_member:
                 del self.failures[rule]
         for member in list(self.successes):
-            _prune(self.successes[member], lo)
-            if not self.successes[member]:
+            slots = self.successes[member]
+            _prune(slots, lo)
+            if not slots:
                 del self.successes[member]
-        return not self.failures and not self.successes
+            for k in slots:
+                index.setdefault(k, []).append((None, member))
+        self._index = index
+        self._low = min(index) if index else lo
 
     def drop_member(self, name: str) -> bool:
         """Forget a revoked member's counts; True when nothing is left."""
@@ -318,7 +389,12 @@ class Ledger:
         for prefix in self._prefixes[scope.version]:
             if prefix > scope.prefixlen:
                 continue
-            for i in self._by_scope.get(scope.supernet(new_prefix=prefix), ()):
+            wider: Scope
+            if prefix == scope.prefixlen and scope.version == 4:
+                wider = scope  # what supernet() would build (IPv6 may carry a scope id)
+            else:
+                wider = scope.supernet(new_prefix=prefix)
+            for i in self._by_scope.get(wider, ()):
                 e = self.entries[i]
                 if e.decision.active_at(now) and (
                     best is None or e.decision.expires > best.decision.expires

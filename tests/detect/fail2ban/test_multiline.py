@@ -34,9 +34,10 @@ def test_the_cache_merges_forgets_and_is_bounded() -> None:
     assert merged["ip4"] == "192.0.2.1"
     assert "nofail" not in merged  # nofail belongs to the line that set it
     cache.merge("b", {})
-    cache.merge("c", {})  # "a" is the least recently used: out
+    cache.merge("a", {})  # using an id does not keep it longer: first in, first out
+    cache.merge("c", {})  # "a" came first: out (as fail2ban's Utils.Cache)
     assert len(cache) == 2
-    assert "ip4" not in cache.merge("a", {})
+    assert "ip4" not in cache.merge("a", {})  # a new entry: b is out now
     cache.merge("c", {"mlfforget": "closed"})
     assert cache.merge("c", {}) == {}
 

@@ -15,7 +15,10 @@ order:
     failures``) is attributed to the address an earlier line of the same connection gave.
     ``<F-NOFAIL>`` lines only feed the cache; ``<F-MLFFORGET>`` ends the entry;
     ``<F-MLFGAINED>`` (a successful login) makes the line no failure unless the connection
-    tried more than one user name. At most ``size`` ids are kept (least recently used out).
+    tried more than one user name. At most ``size`` ids are kept, first in first out — as
+    fail2ban keeps them (100, FIFO): a larger or LRU cache holds on to old connections whose
+    process id comes back, and their user names would turn a later successful login into a
+    failure ("more than one user name").
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ __all__ = ["FailureCache", "Groups", "LineBuffer"]
 
 Groups = dict[str, object]
 
-DEFAULT_CACHE_SIZE: Final = 1000
+DEFAULT_CACHE_SIZE: Final = 100
 
 
 class LineBuffer:
@@ -121,7 +124,6 @@ class FailureCache:
         entry = self._entries.get(mlfid)
         users: set[str] | None = None
         if entry is not None:
-            self._entries.move_to_end(mlfid)
             users = self._add_user(entry, groups.get("user"))
             entry.pop("nofail", None)
             entry.pop("mlfgained", None)

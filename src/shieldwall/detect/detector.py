@@ -195,6 +195,9 @@ class Detector:
         self.max_line = max_line
         self.counters = Counters()
         self._units = tuple(_Unit(rule, tz, max_tracked, self.counters) for rule in rules)
+        self._engines = tuple(
+            u.matcher for u in self._units if isinstance(u.matcher, Fail2banEngine)
+        )
         self._by_name = {unit.name: unit for unit in self._units}
 
     def _decode(self, raw: bytes, count: bool) -> str:
@@ -242,9 +245,16 @@ class Detector:
         if detection.alerts:
             counters.inc("alerts", len(detection.alerts))
 
+    def _clock(self, now: datetime) -> None:
+        if self._engines:
+            epoch = now.timestamp()
+            for engine in self._engines:
+                engine.at(epoch)
+
     def feed(self, raw: bytes, now: datetime) -> Detection:
         """Process one raw line (without its newline). ``now`` must be timezone-aware."""
         now = _check_now(now)
+        self._clock(now)
         detection = Detection()
         self._feed(raw, now, detection.hits, detection.alerts)
         self._count(1, detection)
@@ -263,6 +273,7 @@ class Detector:
         :class:`Hit` per line.
         """
         now = _check_now(now)
+        self._clock(now)
         batch = lines if isinstance(lines, list) else list(lines)
         detection = Detection(tally={} if tally else None)
         block = self._block(batch)

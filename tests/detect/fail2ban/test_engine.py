@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -295,3 +295,26 @@ def test_a_line_that_makes_a_regex_backtrack_for_ever_is_skipped_and_counted() -
     assert [str(h.source) for h in hits] == ["192.0.2.7"]
     why = det.explain(crafted, NOW)[0]
     assert why.reason == "regex-timeout"
+
+
+def test_a_connection_id_is_forgotten_five_minutes_later_as_in_fail2ban() -> None:
+    """sshd.conf (upstream, unmodified): a failure for one user, then a successful login for
+    another user on the same ``sshd[pid]`` is a failure ("more than one user name") — unless
+    the id was cached more than five minutes before (on the detector's clock: a reused pid)."""
+    from shieldwall.detect.fail2ban import load_fail2ban_rule
+    from tests.conftest import corpora_dir, skip_or_fail
+
+    conf = corpora_dir() / "fail2ban" / "filter.d" / "sshd.conf"
+    if not conf.is_file():
+        skip_or_fail(f"no fail2ban corpus at {conf} (set SHIELDWALL_CORPORA)")
+    rule = load_fail2ban_rule(str(conf))[0]
+    fail = b"Aug 14 09:00:00 h sshd[42]: Failed password for alice from 192.0.2.1 port 1 ssh2"
+    ok = b"Aug 14 09:10:00 h sshd[42]: Accepted password for bob from 192.0.2.2 port 2 ssh2"
+    soon = Detector([rule])
+    soon.feed(fail, NOW)
+    assert [str(h.source) for h in soon.feed(ok, NOW + timedelta(seconds=299)).hits] == [
+        "192.0.2.2"
+    ]
+    later = Detector([rule])
+    later.feed(fail, NOW)
+    assert later.feed(ok, NOW + timedelta(seconds=300)).hits == []

@@ -48,3 +48,19 @@ def test_two_user_names_turn_a_success_into_a_failure() -> None:
     done = cache.merge("pid", {"user": "admin", "mlfgained": "Accepted", "mlfforget": "x"})
     assert "nofail" not in done
     assert done["users"] == {"root", "admin"}
+
+
+def test_ids_expire_five_minutes_after_they_were_cached_as_in_fail2ban() -> None:
+    cache = FailureCache(size=3)
+    cache.merge("a", {"ip4": "192.0.2.1", "user": "u"}, now=1000.0)
+    assert cache.merge("a", {}, now=1299.0)["ip4"] == "192.0.2.1"  # merging does not refresh
+    assert "ip4" not in cache.merge("a", {}, now=1300.0)  # 300 s after it was cached: gone
+    # a full cache drops ids from the front until it has dropped one that had not expired
+    # (fail2ban's Utils.Cache.set): x (expired) and y go, z comes in
+    cache = FailureCache(size=2)
+    cache.merge("x", {"ip4": "192.0.2.7"}, now=0.0)
+    cache.merge("y", {"ip4": "192.0.2.8"}, now=100.0)
+    cache.merge("z", {"ip4": "192.0.2.9"}, now=350.0)
+    assert len(cache) == 1
+    assert cache.merge("z", {}, now=351.0)["ip4"] == "192.0.2.9"
+    assert "ip4" not in cache.merge("y", {}, now=351.0)

@@ -283,11 +283,12 @@ class Outcome:
 
 
 class _State:
-    __slots__ = ("buffer", "cache")
+    __slots__ = ("buffer", "cache", "now")
 
     def __init__(self, maxlines: int) -> None:
         self.buffer = LineBuffer(maxlines)
         self.cache = FailureCache()
+        self.now: float | None = None  # the detector's clock, for the cache's expiry
 
 
 class Fail2banEngine:
@@ -370,6 +371,10 @@ class Fail2banEngine:
             source=outcome.source,
             ignore=outcome.ignore,
         )
+
+    def at(self, now: float) -> None:
+        """The clock (epoch seconds) of the lines fed next: multi-line ids expire on it."""
+        self._state.now = now
 
     def reset(self) -> None:
         """Forget the multi-line state and the last date."""
@@ -556,7 +561,7 @@ def _evaluate(
                 groups.pop(name, None)
         mlfid = groups.get("mlfid")
         if mlfid is not None:
-            groups = state.cache.merge(str(mlfid), groups)
+            groups = state.cache.merge(str(mlfid), groups, state.now)
         if groups.get("nofail"):
             if doubt is not None:
                 return Outcome("ambiguous-host", f"failregex[{index}] matches but {doubt}", index)

@@ -15,10 +15,10 @@ order:
     failures``) is attributed to the address an earlier line of the same connection gave.
     ``<F-NOFAIL>`` lines only feed the cache; ``<F-MLFFORGET>`` ends the entry;
     ``<F-MLFGAINED>`` (a successful login) makes the line no failure unless the connection
-    tried more than one user name. At most ``size`` ids are kept, first in first out — as
-    fail2ban keeps them (100, FIFO): a larger or LRU cache holds on to old connections whose
-    process id comes back, and their user names would turn a later successful login into a
-    failure ("more than one user name").
+    tried more than one user name. At most ``size`` ids are kept, first in first out, each
+    for at most five minutes — as fail2ban keeps them (100, FIFO, 300 s): a larger, LRU or
+    unexpiring cache holds on to old connections whose process id comes back, and their user
+    names would turn a later successful login into a failure ("more than one user name").
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = ["FailureCache", "Groups", "LineBuffer"]
 Groups = dict[str, object]
 
 DEFAULT_CACHE_SIZE: Final = 100
+DEFAULT_MAX_AGE: Final = 300.0
 
 
 class LineBuffer:
@@ -84,13 +85,17 @@ def matched_lines(
 
 
 class FailureCache:
-    """Groups of multi-line failures by id (see the module doc)."""
+    """Groups of multi-line failures by id (see the module doc), as fail2ban's
+    ``Utils.Cache(maxCount=100, maxTime=300)``: first in first out, and an id is forgotten
+    ``max_age`` seconds after it was first cached — on the clock the detector is given
+    (``now`` of the batch: the wall clock in the agent, fixed in a replay), not the log's."""
 
-    __slots__ = ("_entries", "size")
+    __slots__ = ("_entries", "max_age", "size")
 
-    def __init__(self, size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(self, size: int = DEFAULT_CACHE_SIZE, max_age: float = DEFAULT_MAX_AGE) -> None:
         self.size = size
-        self._entries: OrderedDict[str, Groups] = OrderedDict()
+        self.max_age = max_age
+        self._entries: OrderedDict[str, tuple[Groups, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -109,8 +114,27 @@ class FailureCache:
         users.add(str(user))
         return users
 
-    def merge(self, mlfid: str, groups: Groups) -> Groups:
+    def _get(self, mlfid: str, now: float | None) -> Groups | None:
+        item = self._entries.get(mlfid)
+        if item is None:
+            return None
+        if now is not None and item[1] <= now:  # expired
+            del self._entries[mlfid]
+            return None
+        return item[0]
+
+    def _set(self, mlfid: str, groups: Groups, now: float | None) -> None:
+        entries = self._entries
+        if len(entries) >= self.size:  # fail2ban: drop from the front, expired ones and one more
+            while entries:
+                _, (_, expires) = entries.popitem(last=False)
+                if (now is None or expires > now) and len(entries) < self.size:
+                    break
+        entries[mlfid] = (groups, float("inf") if now is None else now + self.max_age)
+
+    def merge(self, mlfid: str, groups: Groups, now: float | None = None) -> Groups:
         """Merge the groups of one line into its failure; returns the merged groups.
+        ``now`` (epoch seconds) expires old ids; ``None``: nothing expires.
 
         The result has ``nofail`` set when the line is no failure (a helper, a success). A
         failure seen earlier without an address (``mlfpending``, set by the caller) makes
@@ -121,7 +145,7 @@ class FailureCache:
         if gained and not groups.get("nofail"):
             groups["nofail"] = groups["mlfgained"]
         forget = bool(groups.pop("mlfforget", None))
-        entry = self._entries.get(mlfid)
+        entry = self._get(mlfid, now)
         users: set[str] | None = None
         if entry is not None:
             users = self._add_user(entry, groups.get("user"))
@@ -135,9 +159,7 @@ class FailureCache:
                 del self._entries[mlfid]
         elif not forget:
             users = self._add_user(groups, groups.get("user"))
-            self._entries[mlfid] = groups
-            if len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            self._set(mlfid, groups, now)
         if groups.pop("mlfpending", 0) or (users is not None and len(users) > 1):
             groups.pop("nofail", None)
             groups.pop("mlfgained", None)

@@ -36,7 +36,7 @@ from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
 from shieldwall.decision_log import DecisionView, blocked_scopes, diff
 from shieldwall.detect import Detector, builtin_rule, load_rule
 from shieldwall.detect.bucket import BucketRow
-from shieldwall.detect.detector import Tally, count_hit
+from shieldwall.detect.detector import Tally, tally_of
 from shieldwall.detect.fail2ban.rules import load_fail2ban_rule
 from shieldwall.detect.rule import Rule
 from shieldwall.enforce.base import Enforcer
@@ -104,14 +104,6 @@ def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
         except (ShieldwallError, OSError, ValueError) as exc:
             raise ConfigError(origin, "watch.rules", f"{name}: {exc}") from exc
     return rules
-
-
-def tally_of(hits: Iterable[Hit]) -> Tally:
-    """Hits counted per (rule, source), as ``Detector.feed_many(tally=True)`` counts them."""
-    tally: Tally = {}
-    for h in hits:
-        count_hit(tally, h.rule, h.source, h.at.timestamp())
-    return tally
 
 
 def sightings_of(

@@ -27,18 +27,6 @@ def _seconds(value: str, name: str) -> float:
         raise click.BadParameter(str(exc).replace("treaty.", ""), param_hint=name) from exc
 
 
-def _epoch(text: str) -> float:
-    """ISO 8601 (naive = UTC) or epoch seconds."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    from datetime import UTC, datetime
-
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
 def _threshold(text: str, name: str = "--threshold") -> Threshold:
     parts = text.split("/")
     try:
@@ -441,11 +429,12 @@ def generate_cmd(
     brute force below local thresholds, scanners, and legitimate NAT users with typos and
     successful logins."""
     from shieldwall.drill.generate import Campaign, write_csv
+    from shieldwall.drill.io import parse_time
 
     try:
         extra: dict[str, Any] = {}
         if start is not None:
-            extra["start"] = _epoch(start)
+            extra["start"] = parse_time(start)
         if member_names is not None:
             extra["names"] = tuple(n.strip() for n in member_names.split(",") if n.strip())
         if kinds:

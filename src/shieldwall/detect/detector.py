@@ -33,17 +33,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import Final
 
 from shieldwall.detect.bucket import BucketKey, BucketRow, BucketSet
 from shieldwall.detect.fail2ban.engine import Fail2banEngine
-from shieldwall.detect.matcher import Matcher, MatchResult
+from shieldwall.detect.matcher import Matcher, MatchResult, cached_address
 from shieldwall.detect.rule import Rule
 from shieldwall.detect.scan import StampCache, block_scanner
 from shieldwall.detect.timestamps import TimeParser
-from shieldwall.errors import InvalidScope, RuleError
-from shieldwall.model import Address, Alert, Counters, Hit, parse_address
+from shieldwall.errors import RuleError
+from shieldwall.model import Address, Alert, Counters, Hit
 
-__all__ = ["Detection", "Detector", "Explanation", "Tallied", "Tally", "count_hit"]
+__all__ = ["Detection", "Detector", "Explanation", "Tallied", "Tally", "count_hit", "tally_of"]
+
+_ADDRESS_CACHE: Final = 1 << 16
+"""Host texts whose address a rule's block scan remembers."""
 
 
 class Tallied:
@@ -63,19 +67,6 @@ class Tallied:
             self.first = epoch
         elif epoch > self.last:
             self.last = epoch
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Tallied):
-            return NotImplemented
-        return (self.rule, self.source, self.count, self.first, self.last) == (
-            other.rule,
-            other.source,
-            other.count,
-            other.first,
-            other.last,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Tallied({self.rule!r}, {self.source}, n={self.count}, {self.first}..{self.last})"
@@ -98,6 +89,14 @@ def count_hit(tally: Tally, rule: str, source: Address, epoch: float) -> None:
         tally[key] = Tallied(rule, source, epoch)
     else:
         entry.add(epoch)
+
+
+def tally_of(hits: Iterable[Hit], tally: Tally | None = None) -> Tally:
+    """``hits`` counted per (rule, source) into ``tally`` (a new one by default)."""
+    out: Tally = {} if tally is None else tally
+    for h in hits:
+        count_hit(out, h.rule, h.source, h.at.timestamp())
+    return out
 
 
 @dataclass(slots=True)
@@ -291,8 +290,7 @@ class Detector:
             feed(raw, now, hit_list, alerts)
         self._count(len(batch), detection)
         if detection.tally is not None:
-            for h in hit_list:
-                count_hit(detection.tally, h.rule, h.source, h.at.timestamp())
+            tally_of(hit_list, detection.tally)
         if not hits:
             detection.hits = []
         return detection
@@ -388,7 +386,7 @@ class Detector:
                 host = found.group(host_group)
                 cached = addresses.get(host)
                 if cached is None:
-                    cached = None if host in addresses else _address(addresses, host)
+                    cached = cached_address(addresses, host, _ADDRESS_CACHE)
                     if cached is None:
                         counters.inc("invalid_host")
                         continue
@@ -406,7 +404,7 @@ class Detector:
                 seen = start
                 at = stamp.get(line, now) or now
                 ordered.append((line_no, order, Hit(name, source, at, index, line)))
-            if tally is not None:
+            if tally is not None:  # count_hit, inlined in the hot loop
                 key = (name, source._ip, source._version)  # type: ignore[union-attr]
                 entry = tally.get(key)
                 if entry is None:
@@ -571,14 +569,3 @@ def _check_now(now: datetime) -> datetime:
 
 def _by_line(item: tuple[int, int, Hit]) -> tuple[int, int]:
     return item[0], item[1]
-
-
-def _address(cache: dict[str, Address | None], host: str) -> Address | None:
-    try:
-        address: Address | None = parse_address(host)
-    except InvalidScope:
-        address = None
-    if len(cache) >= 1 << 16:
-        cache.clear()
-    cache[host] = address
-    return address

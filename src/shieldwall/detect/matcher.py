@@ -14,9 +14,29 @@ from shieldwall.detect.rule import Rule
 from shieldwall.errors import InvalidScope
 from shieldwall.model import Address, Counters, parse_address
 
-__all__ = ["MatchExplanation", "MatchResult", "Matcher"]
+__all__ = ["MatchExplanation", "MatchResult", "Matcher", "cached_address"]
 
 _ADDRESS_CACHE_SIZE: Final = 16384
+
+
+def cached_address(
+    cache: dict[str, Address | None], text: str, limit: int = _ADDRESS_CACHE_SIZE
+) -> Address | None:
+    """``text`` as an address, or None if it is no IP address, remembered in ``cache``
+    (emptied when it holds ``limit`` texts): the same few addresses come back line after
+    line, and parsing one costs microseconds."""
+    try:
+        return cache[text]
+    except KeyError:
+        pass
+    try:
+        address: Address | None = parse_address(text)
+    except InvalidScope:
+        address = None
+    if len(cache) >= limit:
+        cache.clear()
+    cache[text] = address
+    return address
 
 
 class MatchResult(NamedTuple):
@@ -79,7 +99,7 @@ class Matcher:
         self._run = compiled.combined.match if compiled.anchored else compiled.combined.search
         self._slots = compiled.slots
         self._ignore = compiled.ignore
-        self._addresses: dict[str, Address] = {}
+        self._addresses: dict[str, Address | None] = {}
         field = rule.distinct
         self._distinct: dict[int, int] | None = (
             None
@@ -93,19 +113,6 @@ class Matcher:
         if not self._literals:
             return True
         return any(literal in text for literal in self._literals)
-
-    def _address(self, host: str) -> Address | None:
-        cached = self._addresses.get(host)
-        if cached is not None:
-            return cached
-        try:
-            address = parse_address(host)
-        except InvalidScope:
-            return None
-        if len(self._addresses) >= _ADDRESS_CACHE_SIZE:
-            self._addresses.clear()
-        self._addresses[host] = address
-        return address
 
     def match(self, text: str) -> MatchResult | None:
         """The source and pattern index if ``text`` is a hit for this rule, else ``None``."""
@@ -125,7 +132,7 @@ class Matcher:
         host = found.group(host_group)
         source = self._addresses.get(host)
         if source is None:
-            source = self._address(host)
+            source = cached_address(self._addresses, host)
             if source is None:
                 self._counters.inc("invalid_host")
                 return None
@@ -158,7 +165,7 @@ class Matcher:
                     host=host,
                     ignore=i,
                 )
-        source = self._address(host)
+        source = cached_address(self._addresses, host)
         if source is None:
             return MatchExplanation(
                 "invalid-host",

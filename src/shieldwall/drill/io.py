@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import TextIO, TypeAlias, TypeVar
+from typing import BinaryIO, TextIO, TypeAlias, TypeVar
 
 from shieldwall.errors import InvalidScope
 from shieldwall.model import Address, parse_address
@@ -44,7 +44,9 @@ __all__ = [
     "Row",
     "address_of",
     "event_of",
+    "open_bytes",
     "open_text",
+    "parse_time",
     "read_events",
     "row_of",
     "source_key",
@@ -178,7 +180,7 @@ class Reader:
                         continue
                     text = row[i_time]
                     if text != last_text:
-                        last_time = _parse_time(text)
+                        last_time = parse_time(text)
                         last_text = text
                     host = row[i_host]
                     src = row[i_src]
@@ -229,7 +231,7 @@ class Reader:
             try:
                 t = float(text)  # float() ignores surrounding whitespace as strip() does
             except ValueError:
-                t = _parse_time(text)
+                t = parse_time(text)
             text = row[i_source]
             addr, key = addresses.get(text) or address(text, True)
             return (t, member, key, fail, rule, addr, legit)
@@ -277,7 +279,7 @@ class Reader:
                     try:
                         t = float(text)
                     except ValueError:
-                        t = _parse_time(text)
+                        t = parse_time(text)
                     text = parts[2]
                     addr, key = addresses.get(text) or address(text, True)
                     yield (t, member, key, fail, rule, addr, legit)
@@ -328,7 +330,8 @@ def _fail(text: str) -> bool:
     return False
 
 
-def _parse_time(text: str) -> float:
+def parse_time(text: str) -> float:
+    """ISO 8601 (naive = UTC; ``Z`` accepted) or epoch seconds; ValueError otherwise."""
     text = text.strip()
     try:
         return float(text)
@@ -340,15 +343,18 @@ def _parse_time(text: str) -> float:
     return when.timestamp()
 
 
-def open_text(path: Path) -> TextIO:
-    """``path`` as text; gzip when it starts with gzip's magic bytes."""
+def open_bytes(path: Path) -> BinaryIO:
+    """``path``'s bytes; gunzipped when it starts with gzip's magic bytes."""
     with path.open("rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(
-            gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline=""
-        )
-    return path.open(encoding="utf-8", errors="replace", newline="")
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile reads bytes
+    return path.open("rb")
+
+
+def open_text(path: Path) -> TextIO:
+    """``path`` as text (UTF-8, bad bytes replaced); gzip when it starts with gzip's magic."""
+    return io.TextIOWrapper(open_bytes(path), encoding="utf-8", errors="replace", newline="")
 
 
 def read_events(path: str | Path, *, port: int | None = None) -> Reader:

@@ -11,22 +11,21 @@ Log lines without a year (syslog) take it from ``now``, the file's modification 
 given: the newest line of a log was written at about its mtime, so a year-less stamp is read
 as fail2ban reads it, the latest such date not after ``now``. The detector's own alerts are
 not used: the drill's strategies run the local rule (``--maxretry``/``--findtime``) on the
-events themselves. Lines the detector skips (too long; see ``Detector.counters``) are counted
-in ``skipped``; hits are counted in ``rows``.
+events themselves. Lines longer than the detector's ``max_line`` are skipped and counted in
+``skipped`` (``lines`` counts them too); hits are counted in ``rows``.
 """
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import BinaryIO
 
+from shieldwall.agent.sources.base import LineSplitter
 from shieldwall.detect import Detector
 from shieldwall.detect.rule import Rule
-from shieldwall.drill.io import FAIL, SUCCESS, DrillEvent
+from shieldwall.drill.io import FAIL, SUCCESS, DrillEvent, open_bytes
 
 __all__ = ["LogReader", "parse_log_spec"]
 
@@ -49,14 +48,6 @@ def parse_log_spec(text: str) -> tuple[str, Path]:
     return member, Path(path)
 
 
-def _open(path: Path) -> BinaryIO:
-    with path.open("rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
 @dataclass(slots=True)
 class LogReader:
     """The hits of one member's log file as drill events (re-iterable)."""
@@ -77,24 +68,19 @@ class LogReader:
         detector = Detector(self.rules, tz=self.tz)
         now = self.now or datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
         member = self.member
-        with _open(self.path) as fh:
-            rest = b""
-            while True:
-                chunk = fh.read(1 << 20)
-                if not chunk:
-                    break
-                data = rest + chunk
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    rest = data
-                    continue
-                rest = data[cut + 1 :]
-                yield from self._batch(detector, data[:cut].split(b"\n"), now, success, member)
-            if rest:
-                yield from self._batch(detector, [rest], now, success, member)
+        splitter = LineSplitter(detector.max_line)  # too-long lines: skipped, never held
+        skipped = 0
+        with open_bytes(self.path) as fh:
+            while chunk := fh.read(1 << 20):
+                lines, too_long, _ = splitter.feed(chunk)
+                skipped += too_long
+                yield from self._batch(detector, lines, now, success, member)
+            lines, too_long = splitter.flush()
+            skipped += too_long
+            yield from self._batch(detector, lines, now, success, member)
         self.counters = dict(detector.counters.values)
-        self.lines = self.counters.get("lines", 0)
-        self.skipped = self.counters.get("line_too_long", 0)
+        self.skipped = skipped
+        self.lines = self.counters.get("lines", 0) + skipped
 
     def _batch(
         self,

@@ -39,12 +39,11 @@ Differences, all on the safe side:
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any, Final
+from typing import Final
 
 import regex as _regex
 
@@ -54,19 +53,17 @@ from shieldwall.detect.fail2ban.tags import (
     ADDRESS_GROUPS,
     MARK_END,
     MARK_START,
+    RE_PARSER,
     ExpandedRegex,
     compile_regex,
 )
-from shieldwall.detect.matcher import MatchExplanation, MatchResult
-from shieldwall.errors import InvalidScope, RuleError
-from shieldwall.model import Address, Counters, parse_address
+from shieldwall.detect.matcher import MatchExplanation, MatchResult, cached_address
+from shieldwall.errors import RuleError
+from shieldwall.model import Address, Counters
 
 __all__ = ["MAX_OTHER_ADDRESSES", "REGEX_TIMEOUT", "CompiledFilter", "Fail2banEngine", "Outcome"]
 
-# the stdlib's own regex parser (no stubs: typed Any), to read a pattern's structure
-_re_parser: Any = importlib.import_module("re._parser")
-_sre_parse = _re_parser.parse
-_AT, _AT_BEGINNING = _re_parser.AT, _re_parser.AT_BEGINNING
+_AT, _AT_BEGINNING = RE_PARSER.AT, RE_PARSER.AT_BEGINNING
 
 _V4: Final = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d)")
 _V6: Final = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])")
@@ -147,7 +144,7 @@ def _starts_anchored(regex: _regex.Pattern[str]) -> bool:
     if regex.flags & (_regex.MULTILINE | _regex.VERBOSE):
         return False
     try:
-        parsed = _sre_parse(regex.pattern, 0)
+        parsed = RE_PARSER.parse(regex.pattern, 0)
     except Exception:  # any doubt: not anchored
         return False
     return len(parsed) > 0 and parsed[0] == (_AT, _AT_BEGINNING)
@@ -400,20 +397,7 @@ _ADDRESSES: dict[str, Address | None] = {}
 
 
 def _address(text: str) -> Address | None:
-    """``text`` as an address (None if it is none), remembered: the same few addresses come
-    back line after line, and parsing one costs microseconds."""
-    try:
-        return _ADDRESSES[text]
-    except KeyError:
-        pass
-    try:
-        address: Address | None = parse_address(text)
-    except InvalidScope:
-        address = None
-    if len(_ADDRESSES) >= 1 << 16:
-        _ADDRESSES.clear()
-    _ADDRESSES[text] = address
-    return address
+    return cached_address(_ADDRESSES, text, 1 << 16)
 
 
 def _candidates(text: str, span: tuple[int, int]) -> Iterator[tuple[int, int, Address]]:

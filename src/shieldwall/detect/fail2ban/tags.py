@@ -43,7 +43,9 @@ __all__ = [
     "ID_GROUPS",
     "MARK_END",
     "MARK_START",
+    "RE_PARSER",
     "ExpandedRegex",
+    "backtracks",
     "compile_regex",
     "expand",
 ]
@@ -177,13 +179,14 @@ def compile_regex(
     )
 
 
-_re_parser: Any = importlib.import_module("re._parser")  # the stdlib's parser (no stubs)
+RE_PARSER: Any = importlib.import_module("re._parser")
+"""The stdlib's own regex parser (no stubs: typed Any), to read a pattern's structure."""
 _REPEATS: Final = frozenset(
     op
     for op in (
-        _re_parser.MAX_REPEAT,
-        _re_parser.MIN_REPEAT,
-        getattr(_re_parser, "POSSESSIVE_REPEAT", None),
+        RE_PARSER.MAX_REPEAT,
+        RE_PARSER.MIN_REPEAT,
+        getattr(RE_PARSER, "POSSESSIVE_REPEAT", None),
     )
     if op is not None
 )
@@ -199,29 +202,29 @@ def backtracks(pattern: str) -> bool:
         for op, av in sub:
             if op in _REPEATS:
                 _, high, body = av
-                unbounded = high is _re_parser.MAXREPEAT
+                unbounded = high is RE_PARSER.MAXREPEAT
                 if under and (unbounded or high > 1):
                     return True
                 if walk(body, under or unbounded):
                     return True
-            elif op is _re_parser.BRANCH:
+            elif op is RE_PARSER.BRANCH:
                 if under and len(av[1]) > 1:
                     return True
                 if any(walk(branch, under) for branch in av[1]):
                     return True
-            elif op is _re_parser.SUBPATTERN:
+            elif op is RE_PARSER.SUBPATTERN:
                 if walk(av[-1], under):
                     return True
-            elif op in (_re_parser.ASSERT, _re_parser.ASSERT_NOT):
+            elif op in (RE_PARSER.ASSERT, RE_PARSER.ASSERT_NOT):
                 if walk(av[1], under):
                     return True
-            elif op is _re_parser.GROUPREF_EXISTS and any(
+            elif op is RE_PARSER.GROUPREF_EXISTS and any(
                 b is not None and walk(b, under) for b in av[1:]
             ):
                 return True
         return False
 
     try:
-        return walk(_re_parser.parse(pattern), False)
+        return walk(RE_PARSER.parse(pattern), False)
     except Exception:  # any doubt: risky
         return True

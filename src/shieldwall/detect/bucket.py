@@ -25,6 +25,10 @@ Memory is bounded: beyond ``max_tracked`` buckets the least recently touched one
 (counter ``bucket_evicted``); a bucket keeps at most ``maxretry`` hits (``capacity + 1``) and
 ``4 * (capacity + 1)`` distinct values (as 64-bit digests). ``touched``/``export``/``restore``
 let an adapter persist buckets across restarts without the core doing I/O.
+
+Window sets without a blackhole keep their buckets in C when the extension is built
+(:mod:`shieldwall.detect.native`): the same state, the same answers, and the detector's C scan
+pours hits into them directly.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard
 
+from shieldwall.detect.native import NATIVE
 from shieldwall.errors import InvalidScope
 from shieldwall.model import Address, Alert, Counters, parse_address
 
@@ -168,6 +173,7 @@ class BucketSet:
         "_blackholes",
         "_buckets",
         "_counters",
+        "_native",
         "_seen_limit",
         "_touched",
         "_tracking",
@@ -190,6 +196,7 @@ class BucketSet:
         bantime: float | None = None,
         counters: Counters | None = None,
         blackhole: float | None = None,
+        native: bool | None = None,
     ) -> None:
         if maxretry < 1:
             raise ValueError("maxretry must be at least 1")
@@ -213,6 +220,15 @@ class BucketSet:
         self._blackholes: dict[_IKey, tuple[float, Address]] = {}  # until, source
         self._touched: dict[_IKey, Address] = {}
         self._tracking = False
+        # window buckets in C (None: here): by default when built and no blackhole is asked
+        if native and (NATIVE is None or blackhole is not None):
+            raise ValueError("native window buckets need the C extension and no blackhole")
+        use_native = NATIVE is not None and blackhole is None and native is not False
+        self._native: Any = (
+            NATIVE.Windows(maxretry, self.findtime, max_tracked, EVIDENCE_CHARS)
+            if use_native and NATIVE is not None
+            else None
+        )
 
     @classmethod
     def leaky(
@@ -239,6 +255,7 @@ class BucketSet:
             bantime=bantime,
             counters=counters,
             blackhole=blackhole,
+            native=False,
         )
         buckets.capacity = capacity
         buckets.leakspeed = float(leakspeed)
@@ -248,9 +265,15 @@ class BucketSet:
 
     @classmethod
     def for_rule(
-        cls, rule: Rule, max_tracked: int = 100_000, *, counters: Counters | None = None
+        cls,
+        rule: Rule,
+        max_tracked: int = 100_000,
+        *,
+        counters: Counters | None = None,
+        native: bool | None = None,
     ) -> BucketSet:
-        """The bucket set ``rule`` describes (its ``bucket`` kind and settings)."""
+        """The bucket set ``rule`` describes (its ``bucket`` kind and settings); ``native``
+        as in the constructor (window sets only)."""
         if rule.bucket == "leaky":
             if rule.capacity is None or rule.leakspeed is None:  # Rule checks this already
                 raise ValueError(f"rule {rule.name!r}: a leaky bucket needs capacity, leakspeed")
@@ -270,20 +293,46 @@ class BucketSet:
             bantime=rule.bantime,
             counters=counters,
             blackhole=rule.blackhole,
+            native=native,
         )
 
     def __len__(self) -> int:
-        return len(self._buckets)
+        return len(self._native if self._native is not None else self._buckets)
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, tuple) or len(key) != 2:
             return False
         rule, source = key
-        return isinstance(rule, str) and _ikey(rule, source) in self._buckets
+        if not isinstance(rule, str):
+            return False
+        if self._native is not None:
+            return self._native.get(rule, source) is not None
+        return _ikey(rule, source) in self._buckets
 
     @property
     def counters(self) -> Counters:
         return self._counters
+
+    @property
+    def native(self) -> Any:
+        """The C store of this set's window buckets (``_native.Windows``), or None."""
+        return self._native
+
+    def native_alert(
+        self, rule: str, raw: tuple[Address, tuple[float, ...], tuple[str, ...], int]
+    ) -> Alert:
+        """The alert of the C store's ``(source, times, lines, count)``."""
+        source, times, lines, count = raw
+        return self._alert_of(rule, source, times[0], times[-1], count, lines)
+
+    def sync(self) -> None:
+        """Move the C store's counts (evictions, touched overflow) into ``counters``."""
+        if self._native is not None:
+            evicted, overflow = self._native.take_counts()
+            if evicted:
+                self._counters.inc("bucket_evicted", evicted)
+            if overflow:
+                self._counters.inc("bucket_touched_overflow", overflow)
 
     def _touch(self, key: _IKey, source: Address) -> None:
         if self._tracking:
@@ -311,6 +360,10 @@ class BucketSet:
         self, rule: str, source: Address, epoch: float, line: str, distinct: str | None = None
     ) -> Alert | None:
         """:meth:`add` with the time as epoch seconds (the detector's fast path)."""
+        if self._native is not None:
+            raw = self._native.hit(rule, source, epoch, line)
+            self.sync()
+            return None if raw is None else self.native_alert(rule, raw)
         key = (rule, source._ip, source._version)  # type: ignore[union-attr]  # see _ikey
         if len(line) > EVIDENCE_CHARS:
             line = line[:EVIDENCE_CHARS]
@@ -436,13 +489,25 @@ class BucketSet:
         self, rule: str, source: Address, hits: list[tuple[float, str]], count: int
     ) -> Alert:
         evidence = hits[-self.maxretry :]
+        lines = tuple(line for _, line in evidence)
+        return self._alert_of(rule, source, evidence[0][0], evidence[-1][0], count, lines)
+
+    def _alert_of(
+        self,
+        rule: str,
+        source: Address,
+        first: float,
+        last: float,
+        count: int,
+        lines: tuple[str, ...],
+    ) -> Alert:
         return Alert(
             rule=rule,
             source=source,
-            first=_when(evidence[0][0]),
-            last=_when(evidence[-1][0]),
+            first=_when(first),
+            last=_when(last),
             count=count,
-            evidence=tuple(line for _, line in evidence),
+            evidence=lines,
             bantime=self.bantime,
         )
 
@@ -452,6 +517,10 @@ class BucketSet:
         ``now - findtime``, a leaky one when it has leaked empty."""
         epoch = now.timestamp()
         leakspeed = self.leakspeed
+        if self._native is not None:
+            dropped: int = self._native.prune(epoch - self.findtime)
+            self.sync()
+            return dropped
         if leakspeed is None:
             cutoff = epoch - self.findtime
             stale = [key for key, bucket in self._buckets.items() if bucket.hits[-1][0] < cutoff]
@@ -476,6 +545,10 @@ class BucketSet:
         Tracking starts with the first call, which returns every live key; until then nothing
         is recorded, so a detector without persistence keeps no such set.
         """
+        if self._native is not None:
+            keys: set[BucketKey] = set(self._native.touched())
+            self.sync()
+            return keys
         if not self._tracking:
             self._tracking = True
             self._touched = {}
@@ -490,6 +563,13 @@ class BucketSet:
         rows = []
         leaky = self.leakspeed is not None
         for rule, source in keys:
+            if self._native is not None:
+                held_hits = self._native.get(rule, source)
+                times, lines = held_hits if held_hits is not None else ([], [])
+                rows.append(
+                    BucketRow(rule=rule, source=str(source), timestamps=times, evidence=lines)
+                )
+                continue
             key = _ikey(rule, source)
             bucket = self._buckets.get(key)
             held = self._blackholes.get(key)
@@ -526,19 +606,20 @@ class BucketSet:
             if not all(math.isfinite(t) for t in numbers):
                 self._counters.inc("bucket_bad_row")
                 continue
+            if self._native is not None:
+                kept = _newest(times, row.evidence, self.maxretry - 1)
+                if kept:
+                    self._native.put(row.rule, source, [t for t, _ in kept], [e for _, e in kept])
+                else:
+                    self._native.drop(row.rule, source)
+                self.sync()
+                continue
             key = _ikey(row.rule, source)
             if row.blackhole_until is not None and self.blackhole is not None:
                 self._blackholes[key] = (row.blackhole_until, source)
             else:
                 self._blackholes.pop(key, None)
-            count = len(times)
-            evidence = (
-                [str(line)[:EVIDENCE_CHARS] for line in row.evidence][-count:] if count else []
-            )
-            evidence = [""] * (count - len(evidence)) + evidence  # pair from the newest end
-            hits = sorted(zip(times, evidence, strict=True))
-            keep = self.maxretry - 1
-            hits = hits[-keep:] if keep else []
+            hits = _newest(times, row.evidence, self.maxretry - 1)
             if not hits:
                 self._buckets.pop(key, None)
                 continue
@@ -559,3 +640,13 @@ class BucketSet:
 
 def _first(hit: tuple[float, str]) -> float:
     return hit[0]
+
+
+def _newest(times: list[float], evidence: list[str], keep: int) -> list[tuple[float, str]]:
+    """A restored row's hits: paired with their lines from the newest end (a line missing is
+    ""), cut to ``EVIDENCE_CHARS``, sorted, the newest ``keep``."""
+    count = len(times)
+    lines = [str(line)[:EVIDENCE_CHARS] for line in evidence][-count:] if count else []
+    lines = [""] * (count - len(lines)) + lines
+    hits = sorted(zip(times, lines, strict=True))
+    return hits[-keep:] if keep else []

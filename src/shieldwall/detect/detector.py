@@ -33,7 +33,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Final
+from functools import partial
+from typing import Any, Final
+
+import msgspec
 
 from shieldwall.detect.bucket import BucketKey, BucketRow, BucketSet
 from shieldwall.detect.fail2ban.engine import Fail2banEngine
@@ -50,16 +53,17 @@ _ADDRESS_CACHE: Final = 1 << 16
 """Host texts whose address a rule's block scan remembers."""
 
 
-class Tallied:
-    """Hits of one rule from one source: how many, first and last (epoch seconds)."""
+class Tallied(msgspec.Struct, gc=False):
+    """Hits of one rule from one source: how many, first and last (epoch seconds).
 
-    __slots__ = ("count", "first", "last", "rule", "source")
+    A struct (made in C by the native scan as cheaply as a tuple), not a frozen value: the
+    line path counts into it hit by hit."""
 
-    def __init__(self, rule: str, source: Address, epoch: float) -> None:
-        self.rule = rule
-        self.source = source
-        self.count = 1
-        self.first = self.last = epoch
+    rule: str
+    source: Address
+    count: int
+    first: float
+    last: float
 
     def add(self, epoch: float) -> None:
         self.count += 1
@@ -68,8 +72,11 @@ class Tallied:
         elif epoch > self.last:
             self.last = epoch
 
-    def __repr__(self) -> str:
-        return f"Tallied({self.rule!r}, {self.source}, n={self.count}, {self.first}..{self.last})"
+    def merge(self, count: int, first: float, last: float) -> None:
+        """Add ``count`` hits seen between ``first`` and ``last``."""
+        self.count += count
+        self.first = min(self.first, first)
+        self.last = max(self.last, last)
 
 
 Tally = dict[tuple[str, int, int], Tallied]
@@ -86,7 +93,7 @@ def count_hit(tally: Tally, rule: str, source: Address, epoch: float) -> None:
     key = tally_key(rule, source)
     entry = tally.get(key)
     if entry is None:
-        tally[key] = Tallied(rule, source, epoch)
+        tally[key] = Tallied(rule, source, 1, epoch, epoch)
     else:
         entry.add(epoch)
 
@@ -137,16 +144,21 @@ class _Unit:
         "addresses",
         "buckets",
         "counts_only",
+        "literal",
         "match",
         "matcher",
         "name",
+        "native",
         "parse",
+        "resolve",
         "rule",
         "scanner",
         "stamp",
     )  # fmt: skip
 
-    def __init__(self, rule: Rule, tz: tzinfo, max_tracked: int, counters: Counters) -> None:
+    def __init__(
+        self, rule: Rule, tz: tzinfo, max_tracked: int, counters: Counters, native: bool
+    ) -> None:
         self.rule = rule
         self.name = rule.name
         # a dialect = "fail2ban" rule brings its own engine (matching, dates, multi-line state)
@@ -161,15 +173,31 @@ class _Unit:
         # a kind = "success" rule only counts hits (successful logins): no bucket, no alert
         self.counts_only = rule.kind == "success"
         self.buckets = BucketSet.for_rule(
-            rule, 1 if self.counts_only else max_tracked, counters=counters
+            rule,
+            1 if self.counts_only else max_tracked,
+            counters=counters,
+            native=None if native else False,
         )
+        self.resolve = partial(cached_address, self.addresses, limit=_ADDRESS_CACHE)
+        self.literal = rule.prefilter[0] if len(rule.prefilter) == 1 else None
+        # the C scan (native.py) of ASCII blocks: its hits go to a tally and C window buckets
+        scanner = self.scanner.native if self.scanner is not None else None
+        usable = native and (self.counts_only or self.buckets.native is not None)
+        self.native: Any = scanner if usable else None
+
+    def one_line(self, line: str) -> Address | None:
+        """The source of ``line`` matched alone (the C scan's way out for odd lines)."""
+        found = self.match(line)
+        return None if found is None else found.source
 
 
 class Detector:
     """Run lines through every rule and its buckets.
 
     ``tz`` is the zone of log timestamps that carry none (syslog, naive ISO 8601).
-    ``max_tracked`` bounds the buckets of each rule.
+    ``max_tracked`` bounds the buckets of each rule. ``native=False`` keeps every rule on the
+    pure-Python path even when the C extension is built (:mod:`shieldwall.detect.native`;
+    the results are the same).
     """
 
     def __init__(
@@ -178,6 +206,8 @@ class Detector:
         tz: tzinfo = UTC,
         max_line: int = 65536,
         max_tracked: int = 100_000,
+        *,
+        native: bool = True,
     ) -> None:
         seen: dict[str, Rule] = {}
         for rule in rules:
@@ -193,7 +223,9 @@ class Detector:
         self.tz = tz
         self.max_line = max_line
         self.counters = Counters()
-        self._units = tuple(_Unit(rule, tz, max_tracked, self.counters) for rule in rules)
+        self._units = tuple(
+            _Unit(rule, tz, max_tracked, self.counters, native) for rule in rules
+        )
         self._engines = tuple(
             u.matcher for u in self._units if isinstance(u.matcher, Fail2banEngine)
         )
@@ -277,7 +309,7 @@ class Detector:
         detection = Detection(tally={} if tally else None)
         block = self._block(batch)
         if block is not None:
-            found = self._feed_block(block, now, detection, hits)
+            found = self._feed_block(block, len(batch), now, detection, hits)
             self.counters.inc("lines", len(batch))
             if found:
                 self.counters.inc("hits", found)
@@ -295,26 +327,39 @@ class Detector:
             detection.hits = []
         return detection
 
-    def _block(self, batch: list[bytes]) -> str | None:
-        """The batch as one text block (leading newline), or None if it needs the line path."""
+    def _block(self, batch: list[bytes]) -> bytes | None:
+        """The batch as one block of valid UTF-8 (leading newline), or None if it needs the
+        line path."""
         if len(batch) < 2 or max(map(len, batch)) > self.max_line:
             return None
-        data = b"\n".join(batch)
+        data = b"\n" + b"\n".join(batch)
         if b"\x00" in data or b"\r" in data:
             return None
-        try:
-            return "\n" + data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        return data
 
-    def _feed_block(self, block: str, now: datetime, detection: Detection, want: bool) -> int:
+    def _feed_block(
+        self, data: bytes, lines: int, now: datetime, detection: Detection, want: bool
+    ) -> int:
         """Match a block through every rule; returns the number of hits."""
         ordered: list[tuple[int, int, Hit]] | None = [] if want else None
         total = 0
-        lines = block.count("\n")
+        native = not want and data.isascii()  # the C scan takes ASCII blocks
+        block = ""  # the text, made for the first rule that needs it
         for order, unit in enumerate(self._units):
             scanner = unit.scanner
-            literal = unit.rule.prefilter[0] if len(unit.rule.prefilter) == 1 else None
+            literal = unit.literal
+            if native and unit.native is not None:
+                seen = data.count(literal.encode("utf-8")) if literal is not None else lines
+                if seen:
+                    total += self._native_block(unit, data, seen * 4 < lines, now, detection)
+                continue
+            if not block:
+                block = data.decode("utf-8")
             if literal is not None:
                 seen = block.count(literal)
                 if not seen:
@@ -332,6 +377,40 @@ class Detector:
             ordered.sort(key=_by_line)
             detection.hits = [hit for _, _, hit in ordered]
         return total
+
+    def _native_block(
+        self, unit: _Unit, data: bytes, selective: bool, now: datetime, detection: Detection
+    ) -> int:
+        """The C scan of one rule over an ASCII block (:mod:`shieldwall.detect.native`); a
+        selective prefilter literal makes it visit only the lines that hold it."""
+        buckets = unit.buckets
+        ignore = unit.rule.compiled.ignore
+        found, ignored, invalid, undated, alerts = unit.native.scan(
+            data,
+            selective,
+            None if unit.counts_only else buckets.native,
+            unit.name,
+            detection.tally,
+            Tallied,
+            unit.addresses,
+            unit.resolve,
+            unit.stamp,
+            now,
+            now.timestamp(),
+            None if ignore is None else ignore.search,
+            unit.one_line,
+        )
+        counters = self.counters
+        for name, value in (
+            ("ignored", ignored),
+            ("invalid_host", invalid),
+            ("no_timestamp", undated),
+        ):
+            if value:
+                counters.inc(name, value)
+        buckets.sync()
+        detection.alerts.extend(buckets.native_alert(unit.name, raw) for raw in alerts)
+        return int(found)
 
     def _scan_block(
         self,
@@ -408,7 +487,7 @@ class Detector:
                 key = (name, source._ip, source._version)  # type: ignore[union-attr]
                 entry = tally.get(key)
                 if entry is None:
-                    tally[key] = Tallied(name, source, epoch)
+                    tally[key] = Tallied(name, source, 1, epoch, epoch)
                 else:
                     entry.add(epoch)
             if hit is None:

@@ -19,10 +19,11 @@ The block path gives exactly the per-line result or is not used:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
+from shieldwall.detect.native import NATIVE, Unsupported, pcre2_pattern
 from shieldwall.detect.rule import Rule
 
 __all__ = ["BlockScanner", "StampCache", "block_scanner"]
@@ -36,7 +37,7 @@ class BlockScanner:
     starting at the newline before the line; ``slots`` maps ``lastindex`` to
     ``(pattern index, host group)``. The detector's loop is in ``Detector._scan_block``."""
 
-    __slots__ = ("literal", "regex", "rule", "slots")
+    __slots__ = ("literal", "native", "regex", "rule", "slots")
 
     def __init__(self, rule: Rule) -> None:
         compiled = rule.compiled
@@ -50,6 +51,25 @@ class BlockScanner:
         self.slots = compiled.slots
         self.rule = rule
         self.literal = rule.prefilter[0] if len(rule.prefilter) == 1 else None
+        self.native = _native_scanner(self.regex, self.slots, rule.prefilter)
+
+
+def _native_scanner(
+    regex: re.Pattern[str], slots: Mapping[int, tuple[int, int]], literals: tuple[str, ...]
+) -> Any:
+    """The C scanner of a block regex (``_native.Scanner``), or None when the extension is
+    not built or the regex has no exact PCRE2 rewrite (:mod:`shieldwall.detect.native`)."""
+    if NATIVE is None:
+        return None
+    try:
+        pattern = pcre2_pattern(regex.pattern, regex.flags)
+        return NATIVE.Scanner(
+            pattern,
+            tuple((group, index, host) for group, (index, host) in sorted(slots.items())),
+            tuple(literal.encode("utf-8") for literal in literals),
+        )
+    except (Unsupported, ValueError):
+        return None
 
 
 def block_scanner(rule: Rule) -> BlockScanner | None:
@@ -108,3 +128,17 @@ class StampCache:
         ):
             self.key, self.now, self.at, self.epoch_value = key, now, at, at.timestamp()
         return at
+
+    def minute_base(self, line: str, now: datetime) -> float | None:
+        """The time of second 00 of the minute of the line's syslog stamp, if second ``ss`` of
+        that minute is that time plus ``ss`` for every ``ss`` from 00 to 59 (no change of year
+        or UTC offset within it); else None. The C scan keeps it for the minute."""
+        key = line[:16]
+        if not (self.cacheable and key[:3] in _MONTHS and _SYSLOG_START.fullmatch(key)):
+            return None
+        first = self._parse(key[:13] + "00 ", now)
+        last = self._parse(key[:13] + "59 ", now)
+        if first is None or last is None:
+            return None
+        base = first.timestamp()
+        return base if last.timestamp() - base == 59 else None

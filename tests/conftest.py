@@ -29,3 +29,16 @@ def skip_or_fail(reason: str) -> None:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC))
+
+
+@pytest.fixture(params=["c", "python"])
+def detector_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on both detector paths: the C extension (``shieldwall.detect._native``,
+    required under CI) and the pure-Python one (the extension switched off)."""
+    from shieldwall.detect import native
+
+    if request.param == "python":
+        monkeypatch.setattr(native, "NATIVE", None)
+    elif native.NATIVE is None:
+        skip_or_fail("the C extension is not built (apt-get install gcc libpcre2-dev; reinstall)")
+    return str(request.param)

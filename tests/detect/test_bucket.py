@@ -15,6 +15,8 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 A = parse_address("192.0.2.1")
 B = parse_address("192.0.2.2")
 
+pytestmark = pytest.mark.usefixtures("detector_path")  # C and Python paths alike
+
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)

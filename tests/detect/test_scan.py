@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,8 @@ stamps = st.sampled_from(
         "garbage",
     ]
 )
+
+pytestmark = pytest.mark.usefixtures("detector_path")  # C and Python paths alike
 
 
 @st.composite

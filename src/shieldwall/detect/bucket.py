@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard
 
-from shieldwall.detect.native import NATIVE
+from shieldwall.detect import native as c_path
 from shieldwall.errors import InvalidScope
 from shieldwall.model import Address, Alert, Counters, parse_address
 
@@ -221,12 +221,13 @@ class BucketSet:
         self._touched: dict[_IKey, Address] = {}
         self._tracking = False
         # window buckets in C (None: here): by default when built and no blackhole is asked
-        if native and (NATIVE is None or blackhole is not None):
+        module = c_path.NATIVE
+        if native and (module is None or blackhole is not None):
             raise ValueError("native window buckets need the C extension and no blackhole")
-        use_native = NATIVE is not None and blackhole is None and native is not False
+        use_native = blackhole is None and native is not False
         self._native: Any = (
-            NATIVE.Windows(maxretry, self.findtime, max_tracked, EVIDENCE_CHARS)
-            if use_native and NATIVE is not None
+            module.Windows(maxretry, self.findtime, max_tracked, EVIDENCE_CHARS)
+            if use_native and module is not None
             else None
         )
 

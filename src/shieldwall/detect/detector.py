@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -42,7 +42,7 @@ from shieldwall.detect.bucket import BucketKey, BucketRow, BucketSet
 from shieldwall.detect.fail2ban.engine import Fail2banEngine
 from shieldwall.detect.matcher import Matcher, MatchResult, cached_address
 from shieldwall.detect.rule import Rule
-from shieldwall.detect.scan import StampCache, block_scanner
+from shieldwall.detect.scan import BlockScanner, StampCache, block_scanner
 from shieldwall.detect.timestamps import TimeParser
 from shieldwall.errors import RuleError
 from shieldwall.model import Address, Alert, Counters, Hit
@@ -181,9 +181,8 @@ class _Unit:
         self.resolve = partial(cached_address, self.addresses, limit=_ADDRESS_CACHE)
         self.literal = rule.prefilter[0] if len(rule.prefilter) == 1 else None
         # the C scan (native.py) of ASCII blocks: its hits go to a tally and C window buckets
-        scanner = self.scanner.native if self.scanner is not None else None
         usable = native and (self.counts_only or self.buckets.native is not None)
-        self.native: Any = scanner if usable else None
+        self.native: BlockScanner | None = self.scanner if usable else None
 
     def one_line(self, line: str) -> Address | None:
         """The source of ``line`` matched alone (the C scan's way out for odd lines)."""
@@ -223,9 +222,7 @@ class Detector:
         self.tz = tz
         self.max_line = max_line
         self.counters = Counters()
-        self._units = tuple(
-            _Unit(rule, tz, max_tracked, self.counters, native) for rule in rules
-        )
+        self._units = tuple(_Unit(rule, tz, max_tracked, self.counters, native) for rule in rules)
         self._engines = tuple(
             u.matcher for u in self._units if isinstance(u.matcher, Fail2banEngine)
         )
@@ -353,7 +350,7 @@ class Detector:
         for order, unit in enumerate(self._units):
             scanner = unit.scanner
             literal = unit.literal
-            if native and unit.native is not None:
+            if native and unit.native is not None and unit.native.native is not None:
                 seen = data.count(literal.encode("utf-8")) if literal is not None else lines
                 if seen:
                     total += self._native_block(unit, data, seen * 4 < lines, now, detection)
@@ -385,7 +382,10 @@ class Detector:
         selective prefilter literal makes it visit only the lines that hold it."""
         buckets = unit.buckets
         ignore = unit.rule.compiled.ignore
-        found, ignored, invalid, undated, alerts = unit.native.scan(
+        scanner = unit.native.native if unit.native is not None else None
+        if scanner is None:  # pragma: no cover - the caller checked
+            raise RuntimeError(f"rule {unit.name!r} has no C scanner")
+        found, ignored, invalid, undated, alerts = scanner.scan(
             data,
             selective,
             None if unit.counts_only else buckets.native,

@@ -51,8 +51,9 @@ def native_module() -> ModuleType | None:
         return None
 
 
-NATIVE: Final = native_module()
-"""The C extension when it is built and allowed, else None."""
+NATIVE: ModuleType | None = native_module()
+"""The C extension when it is built and allowed, else None (tests set it to None to run the
+pure-Python path)."""
 
 
 class Unsupported(ValueError):

@@ -18,12 +18,14 @@ The block path gives exactly the per-line result or is not used:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from shieldwall.detect.native import NATIVE, Unsupported, pcre2_pattern
+from shieldwall.detect import native as c_path
+from shieldwall.detect.native import Unsupported, pcre2_pattern
 from shieldwall.detect.rule import Rule
 
 __all__ = ["BlockScanner", "StampCache", "block_scanner"]
@@ -37,7 +39,7 @@ class BlockScanner:
     starting at the newline before the line; ``slots`` maps ``lastindex`` to
     ``(pattern index, host group)``. The detector's loop is in ``Detector._scan_block``."""
 
-    __slots__ = ("literal", "native", "regex", "rule", "slots")
+    __slots__ = ("_native", "literal", "regex", "rule", "slots")
 
     def __init__(self, rule: Rule) -> None:
         compiled = rule.compiled
@@ -51,23 +53,32 @@ class BlockScanner:
         self.slots = compiled.slots
         self.rule = rule
         self.literal = rule.prefilter[0] if len(rule.prefilter) == 1 else None
-        self.native = _native_scanner(self.regex, self.slots, rule.prefilter)
+        self._native: Any = False  # not made yet
+
+    @property
+    def native(self) -> Any:
+        """The C scanner of the block regex (``_native.Scanner``), or None when the extension
+        is not built or the regex has no exact PCRE2 rewrite (:mod:`shieldwall.detect.native`).
+        Made on first use (compiling costs about a millisecond) and shared by rules with the
+        same regex."""
+        if c_path.NATIVE is None:
+            return None
+        if self._native is False:
+            slots = tuple((g, index, host) for g, (index, host) in sorted(self.slots.items()))
+            literals = tuple(literal.encode("utf-8") for literal in self.rule.prefilter)
+            self._native = _native_scanner(self.regex.pattern, self.regex.flags, slots, literals)
+        return self._native
 
 
+@functools.lru_cache(maxsize=256)
 def _native_scanner(
-    regex: re.Pattern[str], slots: Mapping[int, tuple[int, int]], literals: tuple[str, ...]
+    pattern: str, flags: int, slots: tuple[tuple[int, int, int], ...], literals: tuple[bytes, ...]
 ) -> Any:
-    """The C scanner of a block regex (``_native.Scanner``), or None when the extension is
-    not built or the regex has no exact PCRE2 rewrite (:mod:`shieldwall.detect.native`)."""
-    if NATIVE is None:
+    module = c_path.NATIVE
+    if module is None:
         return None
     try:
-        pattern = pcre2_pattern(regex.pattern, regex.flags)
-        return NATIVE.Scanner(
-            pattern,
-            tuple((group, index, host) for group, (index, host) in sorted(slots.items())),
-            tuple(literal.encode("utf-8") for literal in literals),
-        )
+        return module.Scanner(pcre2_pattern(pattern, flags), slots, literals)
     except (Unsupported, ValueError):
         return None
 

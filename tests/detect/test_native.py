@@ -1,0 +1,362 @@
+"""The detector's C path (``shieldwall.detect._native``) gives exactly the Python path's answers.
+
+Three layers, each against its pure-Python twin on random input: the regex rewrite (PCRE2
+against Python's ``re``), the window buckets (``_native.Windows`` against ``BucketSet``'s own
+implementation, export/restore included) and the whole detector (``feed_many`` with and
+without the extension: tally, alerts, counters, persisted rows).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from shieldwall.detect import BucketRow, BucketSet, Detector, builtin_rule, parse_rule
+from shieldwall.detect import native as c_path
+from shieldwall.detect.bucket import EVIDENCE_CHARS
+from shieldwall.detect.native import Unsupported, pcre2_pattern
+from shieldwall.detect.rule import builtin_rule_names as builtin_names
+from shieldwall.detect.scan import block_scanner
+from shieldwall.model import parse_address
+from tests.conftest import IN_CI, skip_or_fail
+
+NATIVE = c_path.NATIVE
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_extension() -> None:
+    if NATIVE is None:
+        skip_or_fail("the C extension is not built (apt-get install gcc libpcre2-dev; reinstall)")
+
+
+def test_the_extension_is_built_under_ci() -> None:
+    """CI runs ``scripts/test``, which installs libpcre2-dev: a missing build is a failure."""
+    if IN_CI:
+        assert NATIVE is not None
+    assert NATIVE is not None
+    assert NATIVE.PCRE2_VERSION >= "10.3"
+
+
+def test_every_shipped_rule_that_scans_by_block_runs_in_c() -> None:
+    scanned = 0
+    for name in builtin_names():
+        scanner = block_scanner(builtin_rule(name))
+        if scanner is None:
+            continue
+        assert scanner.native is not None, name
+        scanned += 1
+    assert scanned >= 15
+
+
+# ------------------------------------------------------------------ the regex rewrite
+
+TRICKY = [
+    r"\s+x",
+    r"\S+",
+    r"[\s\d]+",
+    r"[^\s]+",
+    r"[^\d\s]+",
+    r"\w+\b",
+    r"\W",
+    r"(?i)failed\s+(?P<u>[a-z]+)",
+    r"(?i:ab)c",
+    r"a(?-i:b)c",
+    r"^(\d+)\.(\d+)$",
+    r"(a|ab)(c|bcd)(d*)",
+    r"(?<=x)\d+",
+    r"(?<!\d)\d{2,3}(?!\d)",
+    r"(a)?b(?(1)c|d)",
+    r"(\w)\1",
+    r"x*?y",
+    r"(?:ab){2,}",
+    r"[a-c\-\]]+",
+    r".+$",
+    r"(?m)^b",
+    r"(?s)a.b",
+    r"\Aa|b\Z",
+    r"[\x1c-\x1f]",
+    r"\d{1,3}(?:\.\d{1,3}){3}",
+]
+SHIPPED = [
+    (s.regex.pattern, s.regex.flags)
+    for s in (block_scanner(builtin_rule(n)) for n in builtin_names())
+    if s is not None
+]
+ASCII_TEXT = st.lists(
+    st.sampled_from(
+        [
+            *list("abcdxyABCXYZ0123456789 .:-_[]()\\/=;,'\"\t\n\x0b\x0c\x1c\x1d\x1f\x7f"),
+            "Failed ",
+            "from ",
+            "port ",
+            "sshd[1]: ",
+            "1.2.3.4",
+            " ssh2",
+            "Mar  1 00:00:05 ",
+        ]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@pytest.mark.parametrize("pattern", TRICKY)
+def test_tricky_constructs_rewrite_or_refuse(pattern: str) -> None:
+    pcre2_pattern(pattern, 0)  # every construct above has an exact rewrite
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["é", "[^\\S\\d]", "[\\W_]", "(?L)a" if False else "[\\D]x"],
+)
+def test_constructs_without_an_exact_rewrite_are_refused(pattern: str) -> None:
+    if pattern == "[\\D]x":
+        assert pcre2_pattern(pattern) == "(?-ims)[^0-9]x"  # a lone negated class is fine
+        return
+    with pytest.raises(Unsupported):
+        pcre2_pattern(pattern)
+
+
+def _spans(found: re.Match[str] | None) -> tuple[tuple[int, int], ...] | None:
+    if found is None:
+        return None
+    return tuple(found.span(i) for i in range(found.re.groups + 1))
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(
+    which=st.integers(0, len(TRICKY) + len(SHIPPED) - 1),
+    text=ASCII_TEXT,
+    pos=st.integers(0, 20),
+)
+@example(which=0, text="\x1cx", pos=0)  # Python's \s matches \x1c-\x1f, PCRE2's does not
+def test_rewritten_regex_matches_what_python_matches(which: int, text: str, pos: int) -> None:
+    pattern, flags = (TRICKY[which], 0) if which < len(TRICKY) else SHIPPED[which - len(TRICKY)]
+    python = re.compile(pattern, flags)
+    pos = min(pos, len(text))
+    assert NATIVE is not None
+    got = NATIVE.search(pcre2_pattern(pattern, flags), text.encode("ascii"), pos)
+    want = _spans(python.search(text, pos))
+    if want is not None:
+        want = tuple((a, b) if a >= 0 else (-1, -1) for a, b in want)
+    assert got == want, (pattern, text)
+
+
+# ------------------------------------------------------------------ window buckets
+
+ADDRESSES = [parse_address(a) for a in ("192.0.2.1", "192.0.2.2", "2001:db8::7", "10.0.0.9")]
+op = st.one_of(
+    st.tuples(
+        st.just("hit"),
+        st.sampled_from(["r", "s"]),
+        st.integers(0, 3),
+        st.integers(0, 400),
+        st.text(alphabet="ab\n", max_size=4).map(lambda s: s * (1 + len(s) * 300)),
+    ),
+    st.tuples(st.just("prune"), st.integers(0, 800)),
+    st.tuples(st.just("touched")),
+    st.tuples(
+        st.just("restore"),
+        st.sampled_from(["r", "s"]),
+        st.integers(0, 3),
+        st.lists(st.integers(0, 400), max_size=6),
+    ),
+)
+
+
+def _window_run(buckets: BucketSet, ops: list[tuple[Any, ...]]) -> list[object]:
+    out: list[object] = []
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    for step in ops:
+        if step[0] == "hit":
+            _, rule, who, seconds, line = step
+            alert = buckets.hit(rule, ADDRESSES[who], base.timestamp() + seconds, line)
+            out.append(None if alert is None else repr(alert))
+        elif step[0] == "prune":
+            out.append(buckets.prune(base + timedelta(seconds=step[1])))
+        elif step[0] == "touched":
+            keys = buckets.touched()
+            out.append(sorted(map(repr, keys)))
+            out.append(sorted(map(repr, buckets.export(sorted(keys, key=repr)))))
+        else:
+            _, rule, who, times = step
+            row = BucketRow(
+                rule, str(ADDRESSES[who]), [base.timestamp() + t for t in times], ["e"] * len(times)
+            )
+            buckets.restore([row])
+        out.append(len(buckets))
+        out.append(sorted(buckets.counters.values.items()))
+    every = [(r, a) for r in ("r", "s") for a in ADDRESSES]
+    out.append([key in buckets for key in every])
+    out.append(sorted(map(repr, buckets.export(every))))
+    return out
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(
+    ops=st.lists(op, max_size=40),
+    maxretry=st.integers(1, 4),
+    findtime=st.sampled_from([1, 30, 600]),
+    tracked=st.integers(1, 5),
+)
+def test_c_window_buckets_answer_as_the_python_ones(
+    ops: list[tuple[Any, ...]], maxretry: int, findtime: int, tracked: int
+) -> None:
+    c = BucketSet(maxretry, findtime, tracked, native=True)
+    python = BucketSet(maxretry, findtime, tracked, native=False)
+    assert c.native is not None
+    assert python.native is None
+    assert _window_run(c, ops) == _window_run(python, ops)
+
+
+def test_c_window_evidence_is_cut_like_pythons() -> None:
+    c = BucketSet(2, 60, native=True)
+    c.hit("r", ADDRESSES[0], 1.0, "x" * (EVIDENCE_CHARS + 5))
+    alert = c.hit("r", ADDRESSES[0], 2.0, "y")
+    assert alert is not None
+    assert alert.evidence == ("x" * EVIDENCE_CHARS, "y")
+
+
+# ------------------------------------------------------------------ the whole detector
+
+SAFE = parse_rule(
+    {
+        "prefilter": ["app:"],
+        "failregex": [r"^\S+ \S+ \S+ \S+ app: denied (?:\S+ )?<HOST>\s*$"],
+        "ignoreregex": [r"denied admin "],
+        "maxretry": 2,
+        "findtime": "1m",
+    },
+    "picky",
+    "test",
+)
+RULES = [builtin_rule("sshd"), builtin_rule("sshd-success"), builtin_rule("nginx-botsearch"), SAFE]
+
+ips = st.sampled_from(
+    [
+        "203.0.113.7",
+        "203.0.113.8",
+        "198.51.100.23",
+        "2001:db8::5",
+        "::ffff:203.0.113.9",
+        "0.0.0.0",
+        "255.255.255.255",
+        "999.1.1.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "fe80::1%eth0",
+    ]
+)
+stamps = st.sampled_from(
+    [
+        "Mar  1 00:00:05",
+        "Mar  1 00:00:59",
+        "Mar  1 00:01:00",
+        "Mar  1 00:00:60",
+        "Mar 31 01:59:59",  # Berlin: summer time starts at 02:00 on 29 March 2026
+        "Mar 29 02:30:00",  # a local time that does not exist in Berlin
+        "Oct 25 02:30:00",  # a local time that comes twice in Berlin
+        "Dec 31 23:59:58",  # in the future of 20 March: last year
+        "Mar 21 00:00:00",
+        "Feb 29 12:00:00",  # no such day in 2026 or 2025: 2024
+        "Foo  1 00:00:05",
+        "2026-03-01T00:00:07Z",
+        "garbage",
+    ]
+)
+users = st.text(alphabet="ab \t:;=x0.19\x1c", max_size=10)
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> bytes:
+    ts, ip, user = draw(stamps), draw(ips), draw(users)
+    kind = draw(st.integers(0, 9))
+    text = [
+        f"{ts} h sshd[1]: Failed password for {user} from {ip} port 22 ssh2",
+        f"{ts} h sshd[1]: Invalid user {user} from {ip} port 22",
+        f"{ts} h sshd[1]: Accepted password for {user} from {ip} port 22 ssh2",
+        f"{ts} h sshd[1]: Connection closed by invalid user {user} {ip} port 2 [preauth]",
+        f'{ip} - - [01/Mar/2026:00:00:05 +0000] "GET /wp-login.php HTTP/1.1" 404 5 "-" "{user}"',
+        f"{ts} h app: denied {ip}",
+        f"{ts} h app: denied admin {ip}",
+        f"{ts} h sshd[1]: Failed password for {user} from {ip} port 22 ssh2 " + "z" * 1200,
+        f"{ts} h sshd[1]: Invalid user x from {ip}",  # \s*$ then runs into the next line
+        "",
+    ][kind]
+    return text.encode()
+
+
+def _detect(batches: list[list[bytes]], nows: list[datetime], native: bool) -> list[object]:
+    det = Detector(RULES, tz=ZoneInfo("Europe/Berlin"), max_line=4096, max_tracked=3, native=native)
+    out: list[object] = [sorted(map(repr, det.touched()))]
+    for batch, now in zip(batches, nows, strict=True):
+        found = det.feed_many(batch, now, hits=False, tally=True)
+        assert found.tally is not None
+        out.append([repr(a) for a in found.alerts])
+        out.append(sorted(repr(t) for t in found.tally.values()))
+        touched = det.touched()
+        out.append(sorted(repr(row) for row in det.export(sorted(touched, key=repr))))
+    out.append(sorted(det.counters.values.items()))
+    return out
+
+
+@settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(
+    batches=st.lists(st.lists(lines(), min_size=2, max_size=40), min_size=1, max_size=4),
+    hours=st.lists(st.integers(0, 24 * 40), min_size=4, max_size=4),
+)
+def test_detector_in_c_answers_as_in_python(batches: list[list[bytes]], hours: list[int]) -> None:
+    nows = [datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=h) for h in hours][: len(batches)]
+    assert _detect(batches, nows, native=True) == _detect(batches, nows, native=False)
+
+
+def test_the_c_scan_is_taken_for_ascii_blocks_and_counts_like_python() -> None:
+    line = b"Mar  1 00:00:05 h sshd[1]: Failed password for root from 203.0.113.7 port 22 ssh2"
+    batch = [line] * 12 + [line.replace(b"203.0.113.7", b"2001:db8::1")] * 5
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+    results = []
+    for native in (True, False):
+        det = Detector([builtin_rule("sshd")], native=native)
+        found = det.feed_many(batch, now, hits=False, tally=True)
+        assert found.tally is not None
+        results.append(
+            (len(found.alerts), sorted((t.count, str(t.source)) for t in found.tally.values()))
+        )
+        assert (det.buckets("sshd").native is not None) == native
+    assert results[0] == results[1] == (3, [(5, "2001:db8::1"), (12, "203.0.113.7")])
+
+
+@pytest.mark.parametrize(
+    ("now", "stamps"),
+    [
+        # a day ahead of now is the limit (00:00:15 in Berlin): second 00 of the minute is
+        # this year, seconds 30 and 31 last year
+        ("2026-03-19T23:00:15+00:00", ["Mar 21 00:00:00", "Mar 21 00:00:30", "Mar 21 00:00:31"]),
+        # Berlin's summer time begins at 02:00 local: 01:59 and 03:00 are one minute apart
+        ("2026-04-01T00:00:00+00:00", ["Mar 29 01:59:00", "Mar 29 01:59:59", "Mar 29 03:00:00"]),
+        ("2026-04-01T00:00:00+00:00", ["Mar 29 02:30:00", "Mar 29 02:30:59", "Mar 29 02:30:01"]),
+    ],
+)
+def test_the_minute_cache_never_spans_a_change_of_year_or_offset(
+    now: str, stamps: list[str]
+) -> None:
+    batch = [
+        f"{s} h sshd[1]: Failed password for root from 203.0.113.{i} port 22 ssh2".encode()
+        for i, s in enumerate(stamps)
+    ]
+    when = datetime.fromisoformat(now)
+    got = []
+    for native in (True, False):
+        det = Detector([builtin_rule("sshd")], tz=ZoneInfo("Europe/Berlin"), native=native)
+        found = det.feed_many(batch, when, hits=False, tally=True)
+        assert found.tally is not None
+        got.append(sorted((str(t.source), t.first) for t in found.tally.values()))
+    assert got[0] == got[1]
+    times = [first for _, first in got[1]]
+    assert len(set(times)) == len(stamps)

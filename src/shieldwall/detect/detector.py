@@ -52,6 +52,10 @@ __all__ = ["Detection", "Detector", "Explanation", "Tallied", "Tally", "count_hi
 _ADDRESS_CACHE: Final = 1 << 16
 """Host texts whose address a rule's block scan remembers."""
 
+_SAMPLE: Final = 1 << 16
+"""Bytes of a block the C path samples to tell a selective prefilter literal (it then visits
+only the lines holding it) from a common one (it scans the whole block)."""
+
 
 class Tallied(msgspec.Struct, gc=False):
     """Hits of one rule from one source: how many, first and last (epoch seconds).
@@ -351,9 +355,15 @@ class Detector:
             scanner = unit.scanner
             literal = unit.literal
             if native and unit.native is not None and unit.native.native is not None:
-                seen = data.count(literal.encode("utf-8")) if literal is not None else lines
-                if seen:
-                    total += self._native_block(unit, data, seen * 4 < lines, now, detection)
+                selective = False
+                if literal is not None:  # how often the literal occurs, from a sample
+                    needle = literal.encode("utf-8")
+                    sample = data[:_SAMPLE]
+                    seen = sample.count(needle)
+                    if not seen and needle not in data:
+                        continue
+                    selective = seen * 4 < sample.count(b"\n")
+                total += self._native_block(unit, data, selective, now, detection)
                 continue
             if not block:
                 block = data.decode("utf-8")

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -42,7 +42,7 @@ from shieldwall.detect.bucket import BucketKey, BucketRow, BucketSet
 from shieldwall.detect.fail2ban.engine import Fail2banEngine
 from shieldwall.detect.matcher import Matcher, MatchResult, cached_address
 from shieldwall.detect.rule import Rule
-from shieldwall.detect.scan import BlockScanner, StampCache, block_scanner
+from shieldwall.detect.scan import StampCache, block_scanner
 from shieldwall.detect.timestamps import TimeParser
 from shieldwall.errors import RuleError
 from shieldwall.model import Address, Alert, Counters, Hit
@@ -60,8 +60,8 @@ only the lines holding it) from a common one (it scans the whole block)."""
 class Tallied(msgspec.Struct, gc=False):
     """Hits of one rule from one source: how many, first and last (epoch seconds).
 
-    A struct (made in C by the native scan as cheaply as a tuple), not a frozen value: the
-    line path counts into it hit by hit."""
+    A struct (the C scan makes one as cheaply as a tuple), not a frozen value: the line path
+    counts into it hit by hit."""
 
     rule: str
     source: Address
@@ -147,12 +147,12 @@ class _Unit:
     __slots__ = (
         "addresses",
         "buckets",
+        "c_path",
         "counts_only",
         "literal",
         "match",
         "matcher",
         "name",
-        "native",
         "parse",
         "resolve",
         "rule",
@@ -184,9 +184,16 @@ class _Unit:
         )
         self.resolve = partial(cached_address, self.addresses, limit=_ADDRESS_CACHE)
         self.literal = rule.prefilter[0] if len(rule.prefilter) == 1 else None
-        # the C scan (native.py) of ASCII blocks: its hits go to a tally and C window buckets
-        usable = native and (self.counts_only or self.buckets.native is not None)
-        self.native: BlockScanner | None = self.scanner if usable else None
+        # the C scan (native.py) of ASCII blocks pours hits into C window buckets: only for
+        # rules whose buckets live there (or that have none)
+        self.c_path = native and (self.counts_only or self.buckets.native is not None)
+
+    @property
+    def c_scanner(self) -> Any:
+        """The rule's C scanner (``_native.Scanner``), or None: the Python paths run."""
+        if not self.c_path or self.scanner is None:
+            return None
+        return self.scanner.native
 
     def one_line(self, line: str) -> Address | None:
         """The source of ``line`` matched alone (the C scan's way out for odd lines)."""
@@ -354,7 +361,7 @@ class Detector:
         for order, unit in enumerate(self._units):
             scanner = unit.scanner
             literal = unit.literal
-            if native and unit.native is not None and unit.native.native is not None:
+            if native and unit.c_scanner is not None:
                 selective = False
                 if literal is not None:  # how often the literal occurs, from a sample
                     needle = literal.encode("utf-8")
@@ -392,10 +399,7 @@ class Detector:
         selective prefilter literal makes it visit only the lines that hold it."""
         buckets = unit.buckets
         ignore = unit.rule.compiled.ignore
-        scanner = unit.native.native if unit.native is not None else None
-        if scanner is None:  # pragma: no cover - the caller checked
-            raise RuntimeError(f"rule {unit.name!r} has no C scanner")
-        found, ignored, invalid, undated, alerts = scanner.scan(
+        found, ignored, invalid, undated, alerts = unit.c_scanner.scan(
             data,
             selective,
             None if unit.counts_only else buckets.native,

@@ -110,7 +110,7 @@ static void index_remove(Index *ix, const Key *keys, int32_t slot) {
 
 /* ------------------------------------------------------------------ key of an address */
 
-static PyObject *S_ip, *S_version, *S_epoch, *S_minute_base, *S_key;
+static PyObject *S_ip, *S_version, *S_epoch, *S_minute_base;
 
 static int key_of_address(PyObject *addr, Key *k) {
     PyObject *ip = PyObject_GetAttr(addr, S_ip);
@@ -543,18 +543,6 @@ static PyObject *windows_py_take_counts(Windows *w, PyObject *Py_UNUSED(ignored)
     return r;
 }
 
-/* sources() -> list[(rule, source)], least recently touched first */
-static PyObject *windows_py_keys(Windows *w, PyObject *Py_UNUSED(ignored)) {
-    PyObject *out = PyList_New(0);
-    if (out == NULL) return NULL;
-    for (int32_t s = w->head; s >= 0; s = w->next[s]) {
-        PyObject *pair = PyTuple_Pack(2, w->keys[s].rule, w->sources[s]);
-        if (pair == NULL || PyList_Append(out, pair) < 0) { Py_XDECREF(pair); Py_DECREF(out); return NULL; }
-        Py_DECREF(pair);
-    }
-    return out;
-}
-
 static Py_ssize_t windows_len(Windows *w) { return w->len; }
 
 static PyMethodDef windows_methods[] = {
@@ -565,7 +553,6 @@ static PyMethodDef windows_methods[] = {
     {"prune", (PyCFunction)windows_py_prune, METH_O, NULL},
     {"touched", (PyCFunction)windows_py_touched, METH_NOARGS, NULL},
     {"take_counts", (PyCFunction)windows_py_take_counts, METH_NOARGS, NULL},
-    {"keys", (PyCFunction)windows_py_keys, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1051,6 +1038,13 @@ static int match_error(int rc) {
     return -1;
 }
 
+/* PCRE2 gave up on a line for its own limits (JIT stack, match or depth limit): that line
+ * goes through Python's regex alone; any other error is a bug and raised. */
+static int resource_limit(int rc) {
+    return rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_MATCHLIMIT ||
+           rc == PCRE2_ERROR_DEPTHLIMIT;
+}
+
 /* Run the line [start, end) through Python alone (a match error inside the engine). */
 static int python_line(Run *run, const char *block, size_t start, size_t end) {
     return one_hit(run, block, start, end, end + 1);
@@ -1102,7 +1096,7 @@ static PyObject *scanner_scan(Scanner *sc, PyObject *const *args, Py_ssize_t nar
             size_t start, end;
             const char *nl;
             if (rc < 0) { /* e.g. the JIT stack ran out: the line at pos goes through Python */
-                if (rc != PCRE2_ERROR_JIT_STACKLIMIT && rc != PCRE2_ERROR_MATCHLIMIT && rc != PCRE2_ERROR_DEPTHLIMIT) {
+                if (!resource_limit(rc)) {
                     failed = match_error(rc);
                     break;
                 }
@@ -1138,7 +1132,7 @@ static PyObject *scanner_scan(Scanner *sc, PyObject *const *args, Py_ssize_t nar
             int rc = pcre2_jit_match(sc->anchored, (PCRE2_SPTR)block, size, start - 1, 0, sc->md, sc->mctx);
             if (rc == PCRE2_ERROR_NOMATCH) continue;
             if (rc < 0) {
-                if (rc != PCRE2_ERROR_JIT_STACKLIMIT && rc != PCRE2_ERROR_MATCHLIMIT && rc != PCRE2_ERROR_DEPTHLIMIT) {
+                if (!resource_limit(rc)) {
                     failed = match_error(rc);
                     break;
                 }
@@ -1223,8 +1217,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     S_version = PyUnicode_InternFromString("_version");
     S_epoch = PyUnicode_InternFromString("epoch");
     S_minute_base = PyUnicode_InternFromString("minute_base");
-    S_key = PyUnicode_InternFromString("key");
-    if (!S_ip || !S_version || !S_epoch || !S_minute_base || !S_key) return NULL;
+    if (!S_ip || !S_version || !S_epoch || !S_minute_base) return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL) return NULL;
     Py_INCREF(&WindowsType);

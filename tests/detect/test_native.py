@@ -360,3 +360,29 @@ def test_the_minute_cache_never_spans_a_change_of_year_or_offset(
     assert got[0] == got[1]
     times = [first for _, first in got[1]]
     assert len(set(times)) == len(stamps)
+
+
+def test_a_scan_cannot_start_inside_another_on_the_same_rule() -> None:
+    """The C scanner keeps per-scan state: a callback that re-enters it gets an error."""
+    det = Detector([builtin_rule("sshd")], native=True)
+    scanner = det._units[0].c_scanner
+    assert scanner is not None
+    line = b"Mar  1 00:00:05 h sshd[1]: Failed password for root from 203.0.113.7 port 22 ssh2"
+    block = b"\n" + b"\n".join([line, line])
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+
+    class Stamp:
+        def epoch(self, text: str, when: datetime) -> float:
+            scanner.scan(block, False, None, "sshd", {}, None, {}, str, self, when, 0.0, None, str)
+            return 0.0
+
+        def minute_base(self, text: str, when: datetime) -> None:
+            return None
+
+    with pytest.raises(RuntimeError, match="not reentrant"):
+        scanner.scan(
+            block, False, None, "sshd", {}, None, {}, parse_address, Stamp(), now, 0.0, None, str
+        )
+    found = det.feed_many([line, line], now, hits=False, tally=True)  # and it is usable again
+    assert found.tally is not None
+    assert [t.count for t in found.tally.values()] == [2]

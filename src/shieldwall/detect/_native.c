@@ -601,6 +601,7 @@ typedef struct {
     double *tfirst, *tlast;
     Py_ssize_t tcap, tlen;
     Index tindex;
+    int busy; /* a scan is running (its callbacks must not start another on this scanner) */
 } Scanner;
 
 #define ADDRESS_CACHE 65536
@@ -1081,8 +1082,13 @@ static PyObject *scanner_scan(Scanner *sc, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_ValueError, "literal mode needs exactly one literal");
         return NULL;
     }
+    if (sc->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner.scan is not reentrant (one detector, one thread)");
+        return NULL;
+    }
     run.alerts = PyList_New(0);
     if (run.alerts == NULL) return NULL;
+    sc->busy = 1;
 
     const char *block = PyBytes_AS_STRING(args[0]);
     size_t size = (size_t)PyBytes_GET_SIZE(args[0]);
@@ -1143,6 +1149,7 @@ static PyObject *scanner_scan(Scanner *sc, PyObject *const *args, Py_ssize_t nar
         }
     }
     if (tally_flush(&run) < 0) failed = 1;
+    sc->busy = 0;
     if (failed) { Py_DECREF(run.alerts); return NULL; }
     return Py_BuildValue("(nnnnN)", run.hits, run.ignored, run.invalid_host, run.no_timestamp, run.alerts);
 }

@@ -75,6 +75,19 @@ SCENARIOS: dict[str, str] = {
     "Guezli/postfix-sasl-bf": "postfix-sasl-bf",
     "melite/dovecot-slow-bf": "dovecot-slow-bf",
     "melite/dovecot-slow-bf_user-enum": "dovecot-slow-bf_user-enum",
+    # HTTP denial of service and probing (nginx / Apache access logs)
+    "crowdsecurity/http-dos-bypass-cache": "http-dos-bypass-cache",
+    "crowdsecurity/http-dos-invalid-http-versions": "http-dos-invalid-http-versions",
+    "crowdsecurity/http-dos-random-uri": "http-dos-random-uri",
+    "crowdsecurity/http-dos-swithcing-ua": "http-dos-switching-ua",  # sic, the hub's name
+    "crowdsecurity/http-wordpress_user-enum": "http-wordpress_user-enum",
+    "crowdsecurity/http-cve-2021-41773": "http-cve-2021-41773",
+    "crowdsecurity/http-open-proxy": "http-open-proxy",
+    "ltsich/http-w00tw00t": "http-w00tw00t",
+    "crowdsecurity/nginx-req-limit-exceeded": "nginx-req-limit-exceeded",
+    # ssh and telnet honeypots / tarpits
+    "crowdsecurity/endlessh-bf": "endlessh-bf",
+    "crowdsecurity/telnet-bf": "telnet-bf",
 }
 """CrowdSec scenario (its ``name``) → the shipped shieldwall rule that expresses it."""
 
@@ -85,6 +98,34 @@ NOTES: dict[str, str] = {
     ),
     "crowdsecurity/ssh-bf": (
         "'Failed publickey' is not counted; user names are not limited to [A-Za-z0-9._-]"
+    ),
+    "crowdsecurity/endlessh-bf": (
+        "the whole endlessh message must match (the hub's pattern is unanchored); endlessh-go "
+        "glog stamps (no year or zone) are not read, so a bare glog line is dated when read"
+    ),
+    "crowdsecurity/telnet-bf": (
+        "the match starts right after Cowrie's stamp and [system] tag, so a 'New connection:' "
+        "planted in commands or user names is not a hit; bare IPv6 sources are not counted"
+    ),
+    "crowdsecurity/http-dos-invalid-http-versions": (
+        "nginx error-log lines are not read (the access-log line of the same request is); "
+        "Apache logs count too (the hub's apache2-logs names the field httpversion)"
+    ),
+    "crowdsecurity/http-dos-swithcing-ua": (
+        "nginx error-log lines (no user agent) and the common format (no user agent) do not count"
+    ),
+    "crowdsecurity/http-dos-random-uri": (
+        "ASCII only (nginx and Apache write non-ASCII bytes as \\xHH)"
+    ),
+    "crowdsecurity/http-cve-2021-41773": (
+        "nginx error-log lines, and Apache error-log lines other than AH00126, are not read"
+    ),
+    "crowdsecurity/nginx-req-limit-exceeded": (
+        "the first ', client:' after the zone is the source (the hub takes the last, which the "
+        "request line can forge); a well-formed request and a 'host:' field are not required"
+    ),
+    "crowdsecurity/http-open-proxy": (
+        "a request line with no HTTP version counts (the hub's nginx parser treats it as malformed)"
     ),
 }
 """Known differences, printed with the tests that use the scenario."""

@@ -39,6 +39,9 @@ PATHOLOGICAL = {
     "http-stamps": b"1.2.3.4 - " + b'[01/Jan/2024:00:00:00 +0000] "' * 2000 + b'" 404 ',
     "http-static": ACCESS + b"GET " + b"/x.js" * 13000 + b' HTTP/1.1" 404 ',
     "http-post": ACCESS + b"POST " + b"/wp-login.php" * 5000 + b'" 200 ',
+    # many hidden segments and no closing quote: each "/." was a new start (1.1 s before)
+    "http-hidden": ACCESS + b"GET " + b"/.x" * 20000,
+    "http-hidden-encoded": ACCESS + b"GET " + b"/.%2e" * 13000,
     "http-dos-slashes": ACCESS + b"GET " + b"/1" * 32000 + b' HTTP/1.1" 404 ',
     "http-dos-query": ACCESS + b"GET /" + b"? HTTP/1" * 8000 + b'" 404 ',
     "http-dos-digits": ACCESS + b"GET /" + b"a.js?12345678" * 5000 + b' HTTP/1.1" 200 ',

@@ -67,8 +67,50 @@ PATHOLOGICAL = {
     + b"dovecot: imap-login: Disconnected (auth failed): user=<"
     + b", rip=1.2.3.4" * 5000,
     "dovecot-colons": SYSLOG + b"dovecot: imap-login: auth failed" + b": user=" * 8000,
+    "dovecot-worker": SYSLOG
+    + b"dovecot: auth-worker(1): pam("
+    + b",1.2.3.4,master,<a>): unknown user " * 1800,
+    "dovecot-passwd-file": SYSLOG
+    + b"dovecot: auth: passwd-file("
+    + b",1.2.3.4): pam_authenticate() failed: x" * 1500,
+    "dovecot-verbose": SYSLOG
+    + b"dovecot: auth-worker(1): pam(,1.2.3.4): unknown user (given password: "
+    + b"(given password" * 4300,
+    "mailscanner-score": SYSLOG
+    + b"MailScanner[1]: Message x from 1.2.3.4 (a@b) to c is spam"
+    + b", score=1 (score=" * 3800,
+    "mailscanner-blacklisted": SYSLOG
+    + b"MailScanner[1]: Message x from 1.2.3.4 (a@b) to c is spam (blacklisted)"
+    + b" score=x" * 8000,
+    "mailscanner-sender": SYSLOG
+    + b"MailScanner[1]: Message x from 1.2.3.4 ("
+    + b"a@b" * 21000
+    + b" is spam (blacklisted) score=30",
+    "nginx-mail-clients": b"2024/01/02 03:04:05 [info] 1#1: *1 client login failed: "
+    + b'"x" while in http auth state'
+    + b", client: 1.2.3.4, server: 0.0.0.0:25" * 1700,
+    "nginx-mail-login": b"2024/01/02 03:04:05 [info] 1#1: *1 client login failed: "
+    + b'"x" while y, client: 1.2.3.4, server: 0.0.0.0:25, login: "'
+    + b"a, client" * 7000,
+    "nginx-mail-reason": b"2024/01/02 03:04:05 [info] 1#1: *1 client login failed: "
+    + b'"'
+    + b'x" while , client' * 4000,
     "iptables": SYSLOG + b"kernel: IN=eth0 OUT= SRC=1.2.3.4 DST=5.6.7.8 " + b"PROTO=TCP " * 6000,
     "postfix": SYSLOG + b"postfix/smtpd[1]: warning: " + b"x[1.2.3.4]: " * 5000,
+    "postfix-reply": SYSLOG
+    + b"postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 504 5.5.2 <"
+    + b">: x" * 15000
+    + b" Helo command rejected Relay access denied; ",
+    "postfix-reply-brackets": SYSLOG
+    + b"postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 504 5.5.2 "
+    + b"<>: " * 15000
+    + b"Helo command rejected",
+    "postfix-program": SYSLOG + b"a/" * 30000 + b"smtpd: NOQUEUE: reject: authentication failed",
+    "postfix-honeypot": SYSLOG
+    + b"postfix/smtpd[1]: warning: x[1.2.3.4]: SASL LOGIN authentication failed:"
+    + b" sasl_username=nonexistent_user_1" * 1900,
+    "postfix-lost": SYSLOG + b"postfix/smtpd[1]: lost connection after X (" + b"a " * 32000,
+    "postscreen": SYSLOG + b"postfix/postscreen[1]: PREGREET 1 after " + b"1" * 64000,
     "endlessh": SYSLOG + b"endlessh[1]: ACCEPT host=" + b"1.2.3.4 port=1 fd=1 " * 4000,
     "endlessh-stamps": b"2020-12-08T06:28:44Z h endlessh: " * 1800 + b"ACCEPT host=",
     "cowrie": SYSLOG

@@ -270,7 +270,7 @@ stamps = st.sampled_from(
         "garbage",
     ]
 )
-users = st.text(alphabet="ab \t:;=x0.19\x1c", max_size=10)
+users = st.text(alphabet="ab \t:;=x0.19\x1cé", max_size=10)  # é: a non-ASCII run
 
 
 @st.composite
@@ -386,3 +386,30 @@ def test_a_scan_cannot_start_inside_another_on_the_same_rule() -> None:
     found = det.feed_many([line, line], now, hits=False, tally=True)  # and it is usable again
     assert found.tally is not None
     assert [t.count for t in found.tally.values()] == [2]
+
+
+def test_a_non_ascii_line_sends_only_itself_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attacker can put a non-ASCII byte in a user name: the ASCII runs around that line
+    still take the C scan, and the result is the Python path's."""
+    line = "Mar  1 00:00:05 h sshd[1]: Failed password for {} from 203.0.113.{} port 22 ssh2"
+    batch = [line.format("root", i % 3).encode() for i in range(10)]
+    batch += [line.format("josé", 1).encode()]
+    batch += [line.format("root", i % 3).encode() for i in range(10)]
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+    c_runs: list[int] = []
+    original = Detector._native_block
+
+    def spy(self: Detector, unit: Any, data: bytes, *args: Any) -> int:
+        c_runs.append(data.count(b"\n"))
+        return original(self, unit, data, *args)
+
+    monkeypatch.setattr(Detector, "_native_block", spy)
+    results = []
+    for native in (True, False):
+        det = Detector([builtin_rule("sshd")], native=native)
+        found = det.feed_many(batch, now, hits=False, tally=True)
+        assert found.tally is not None
+        results.append(([repr(a) for a in found.alerts], sorted(map(repr, found.tally.values()))))
+    assert c_runs == [10, 10]  # the two ASCII runs, in C; the line with "é" in Python
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 3

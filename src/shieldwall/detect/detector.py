@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import partial
+from itertools import groupby
 from typing import Any, Final
 
 import msgspec
@@ -317,7 +318,7 @@ class Detector:
         detection = Detection(tally={} if tally else None)
         block = self._block(batch)
         if block is not None:
-            found = self._feed_block(block, len(batch), now, detection, hits)
+            found = self._feed_block(block, batch, now, detection, hits)
             self.counters.inc("lines", len(batch))
             if found:
                 self.counters.inc("hits", found)
@@ -351,46 +352,64 @@ class Detector:
         return data
 
     def _feed_block(
-        self, data: bytes, lines: int, now: datetime, detection: Detection, want: bool
+        self, data: bytes, batch: list[bytes], now: datetime, detection: Detection, want: bool
     ) -> int:
         """Match a block through every rule; returns the number of hits."""
         ordered: list[tuple[int, int, Hit]] | None = [] if want else None
         total = 0
-        native = not want and data.isascii()  # the C scan takes ASCII blocks
+        runs = None if want else _ascii_runs(data, batch)  # what the C scan may take
         block = ""  # the text, made for the first rule that needs it
         for order, unit in enumerate(self._units):
-            scanner = unit.scanner
-            literal = unit.literal
-            if native and unit.c_scanner is not None:
-                selective = False
-                if literal is not None:  # how often the literal occurs, from a sample
-                    needle = literal.encode("utf-8")
-                    sample = data[:_SAMPLE]
-                    seen = sample.count(needle)
-                    if not seen and needle not in data:
-                        continue
-                    selective = seen * 4 < sample.count(b"\n")
-                total += self._native_block(unit, data, selective, now, detection)
+            if runs is not None and unit.c_scanner is not None:
+                for run, ascii_run, count in runs:  # in line order: buckets see hits in order
+                    if ascii_run:
+                        total += self._native_run(unit, run, now, detection)
+                    else:
+                        text = run.decode("utf-8")
+                        total += self._python_unit(unit, order, text, count, now, detection, None)
                 continue
             if not block:
                 block = data.decode("utf-8")
-            if literal is not None:
-                seen = block.count(literal)
-                if not seen:
-                    continue
-                if seen * 4 < lines:  # a selective prefilter: visit only the lines holding it
-                    total += self._literal_lines(
-                        unit, order, literal, block, now, detection, ordered
-                    )
-                    continue
-            if scanner is None:
-                total += self._lines_of_block(unit, order, block, now, detection, ordered)
-            else:
-                total += self._scan_block(unit, order, block, now, detection, ordered)
+            total += self._python_unit(unit, order, block, len(batch), now, detection, ordered)
         if ordered is not None:
             ordered.sort(key=_by_line)
             detection.hits = [hit for _, _, hit in ordered]
         return total
+
+    def _python_unit(
+        self,
+        unit: _Unit,
+        order: int,
+        block: str,
+        lines: int,
+        now: datetime,
+        detection: Detection,
+        ordered: list[tuple[int, int, Hit]] | None,
+    ) -> int:
+        """One rule over a text block of ``lines`` lines, in Python; returns its hits."""
+        literal = unit.literal
+        if literal is not None:
+            seen = block.count(literal)
+            if not seen:
+                return 0
+            if seen * 4 < lines:  # a selective prefilter: visit only the lines holding it
+                return self._literal_lines(unit, order, literal, block, now, detection, ordered)
+        if unit.scanner is None:
+            return self._lines_of_block(unit, order, block, now, detection, ordered)
+        return self._scan_block(unit, order, block, now, detection, ordered)
+
+    def _native_run(self, unit: _Unit, data: bytes, now: datetime, detection: Detection) -> int:
+        """One rule over an ASCII block, in C; returns its hits."""
+        selective = False
+        literal = unit.literal
+        if literal is not None:  # how often the literal occurs, from a sample
+            needle = literal.encode("utf-8")
+            sample = data[:_SAMPLE]
+            seen = sample.count(needle)
+            if not seen and needle not in data:
+                return 0
+            selective = seen * 4 < sample.count(b"\n")
+        return self._native_block(unit, data, selective, now, detection)
 
     def _native_block(
         self, unit: _Unit, data: bytes, selective: bool, now: datetime, detection: Detection
@@ -662,3 +681,15 @@ def _check_now(now: datetime) -> datetime:
 
 def _by_line(item: tuple[int, int, Hit]) -> tuple[int, int]:
     return item[0], item[1]
+
+
+def _ascii_runs(data: bytes, batch: list[bytes]) -> list[tuple[bytes, bool, int]]:
+    """The block ``data`` of ``batch`` as runs of consecutive lines, in order: ``(block with a
+    leading newline, all ASCII, lines)``. The C scan takes the ASCII runs, so one line with a
+    non-ASCII byte (an attacker can send one) moves only itself to the Python path."""
+    if data.isascii():
+        return [(data, True, len(batch))]
+    return [
+        (b"\n" + b"\n".join(group), ascii_run, len(group))
+        for ascii_run, group in ((key, list(run)) for key, run in groupby(batch, bytes.isascii))
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,7 @@ from shieldwall.detect.native import Unsupported, pcre2_pattern
 from shieldwall.detect.rule import builtin_rule_names as builtin_names
 from shieldwall.detect.scan import block_scanner
 from shieldwall.model import parse_address
-from tests.conftest import IN_CI, skip_or_fail
+from tests.conftest import IN_CI, corpora_dir, skip_or_fail
 
 NATIVE = c_path.NATIVE
 
@@ -413,3 +414,44 @@ def test_a_non_ascii_line_sends_only_itself_to_python(monkeypatch: pytest.Monkey
     assert c_runs == [10, 10]  # the two ASCII runs, in C; the line with "é" in Python
     assert results[0] == results[1]
     assert len(results[0][0]) == 3
+
+
+def _real_logs() -> list[Path]:
+    """Logs nobody here wrote (loghub, fail2ban's samples, the CrowdSec hub tests) and the
+    rules' own annotated samples."""
+    corpora = corpora_dir()
+    if not corpora.is_dir():
+        skip_or_fail(f"the shared corpora are not at {corpora} (SHIELDWALL_CORPORA)")
+    paths = [
+        *sorted((corpora / "loghub").glob("*/*_2k.log")),
+        *sorted((corpora / "fail2ban" / "fail2ban" / "tests" / "files" / "logs").glob("*")),
+        *sorted((corpora / "crowdsec-hub" / ".tests").glob("*/*.log")),
+        *sorted((Path(__file__).parents[1] / "rules" / "samples").glob("*.log")),
+    ]
+    return [p for p in paths if p.is_file()]
+
+
+def test_real_logs_give_the_same_answers_in_c_and_python() -> None:
+    """Every shipped rule over real logs, by batches as the agent reads them: the C path and
+    the pure-Python path agree on alerts, counts per source and counters."""
+    logs = _real_logs()
+    assert len(logs) > 150
+    rules = [builtin_rule(name) for name in builtin_names()]
+    now = datetime(2026, 12, 31, tzinfo=UTC)
+    total_hits = 0
+    for path in logs:
+        batch = [line.rstrip(b"\r") for line in path.read_bytes().split(b"\n")]
+        results = []
+        for native in (True, False):
+            det = Detector(rules, max_tracked=1000, native=native)
+            out: list[object] = []
+            for i in range(0, len(batch), 500):
+                found = det.feed_many(batch[i : i + 500], now, hits=False, tally=True)
+                assert found.tally is not None
+                out.append([repr(a) for a in found.alerts])
+                out.append(sorted(repr(t) for t in found.tally.values()))
+            out.append(sorted(det.counters.values.items()))
+            results.append(out)
+            total_hits += det.counters.get("hits") if native else 0
+        assert results[0] == results[1], path
+    assert total_hits > 1000

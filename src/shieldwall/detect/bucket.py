@@ -167,6 +167,10 @@ class BucketSet:
 
     In a leaky set ``maxretry`` is ``capacity + 1`` (a burst that overflows) and ``findtime``
     is ``(capacity + 1) * leakspeed`` (the longest a bucket can live without a hit).
+
+    ``native`` (window sets): ``None`` keeps the buckets in C when the extension is built and
+    there is no blackhole, ``False`` keeps them in Python, ``True`` requires C (ValueError
+    otherwise). Either way the answers are the same (``tests/detect/test_native.py``).
     """
 
     __slots__ = (

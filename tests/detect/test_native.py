@@ -129,7 +129,9 @@ def _spans(found: re.Match[str] | None) -> tuple[tuple[int, int], ...] | None:
     return tuple(found.span(i) for i in range(found.re.groups + 1))
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(
+    max_examples=400, suppress_health_check=[HealthCheck.too_slow], database=None, deadline=None
+)
 @given(
     which=st.integers(0, len(TRICKY) + len(SHIPPED) - 1),
     text=ASCII_TEXT,
@@ -198,7 +200,9 @@ def _window_run(buckets: BucketSet, ops: list[tuple[Any, ...]]) -> list[object]:
     return out
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(
+    max_examples=300, suppress_health_check=[HealthCheck.too_slow], database=None, deadline=None
+)
 @given(
     ops=st.lists(op, max_size=40),
     maxretry=st.integers(1, 4),
@@ -307,7 +311,9 @@ def _detect(batches: list[list[bytes]], nows: list[datetime], native: bool) -> l
     return out
 
 
-@settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(
+    max_examples=250, suppress_health_check=[HealthCheck.too_slow], database=None, deadline=None
+)
 @given(
     batches=st.lists(st.lists(lines(), min_size=2, max_size=40), min_size=1, max_size=4),
     hours=st.lists(st.integers(0, 24 * 40), min_size=4, max_size=4),

@@ -220,7 +220,17 @@ SOURCE_ONLY: dict[str, tuple[str, ...]] = {
     "crowdsecurity/apache2-logs": _HTTP_FAMILY,
     "crowdsecurity/dovecot-logs": ("dovecot-slow-bf", "dovecot-spam"),
     "crowdsecurity/iptables-logs": ("iptables-scan-multi_ports",),
-    "crowdsecurity/postfix-logs": ("postfix-sasl-bf",),
+    "crowdsecurity/postfix-logs": (
+        "postfix-sasl-bf",
+        "postfix-helo-rejected",
+        "postfix-relay-denied",
+        "postfix-non-smtp-command",
+        "postfix-spam",
+        "postfix-honeypot-users",
+    ),
+    "crowdsecurity/postscreen-logs": ("postscreen-rbl",),
+    "cbrandlehner/mailscanner-logs": ("mailscanner-blacklisted", "mailscanner-highscore-spam"),
+    "hitech95/nginx-mail-logs": ("email-generic-bf",),
 }
 """Parsers that parse every line of their log (a 200 OK as well as a probe): they are not
 modeled, but every line that one of these rules hits must carry the parser's source_ip, and

@@ -514,6 +514,15 @@ static PyObject *windows_py_prune(Windows *w, PyObject *arg) {
 
 /* touched() -> list[(rule, source)]: the first call starts tracking and returns every live
  * key; later calls return the keys touched since the previous call. */
+/* append (rule, source) to out; -1 on error */
+static int append_pair(PyObject *out, PyObject *rule, PyObject *source) {
+    PyObject *pair = PyTuple_Pack(2, rule, source);
+    if (pair == NULL) return -1;
+    int rc = PyList_Append(out, pair);
+    Py_DECREF(pair);
+    return rc;
+}
+
 static PyObject *windows_py_touched(Windows *w, PyObject *Py_UNUSED(ignored)) {
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
@@ -521,16 +530,12 @@ static PyObject *windows_py_touched(Windows *w, PyObject *Py_UNUSED(ignored)) {
         touched_clear(w);
         w->tracking = 1;
         for (int32_t s = w->head; s >= 0; s = w->next[s]) {
-            PyObject *pair = PyTuple_Pack(2, w->keys[s].rule, w->sources[s]);
-            if (pair == NULL || PyList_Append(out, pair) < 0) { Py_XDECREF(pair); Py_DECREF(out); return NULL; }
-            Py_DECREF(pair);
+            if (append_pair(out, w->keys[s].rule, w->sources[s]) < 0) { Py_DECREF(out); return NULL; }
         }
         return out;
     }
     for (Py_ssize_t i = 0; i < w->tlen; i++) {
-        PyObject *pair = PyTuple_Pack(2, w->tkeys[i].rule, w->tsources[i]);
-        if (pair == NULL || PyList_Append(out, pair) < 0) { Py_XDECREF(pair); Py_DECREF(out); return NULL; }
-        Py_DECREF(pair);
+        if (append_pair(out, w->tkeys[i].rule, w->tsources[i]) < 0) { Py_DECREF(out); return NULL; }
     }
     touched_clear(w);
     return out;

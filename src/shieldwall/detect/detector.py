@@ -318,7 +318,7 @@ class Detector:
         detection = Detection(tally={} if tally else None)
         block = self._block(batch)
         if block is not None:
-            found = self._feed_block(block, batch, now, detection, hits)
+            found = self._feed_block(*block, batch, now, detection, hits)
             self.counters.inc("lines", len(batch))
             if found:
                 self.counters.inc("hits", found)
@@ -336,29 +336,39 @@ class Detector:
             detection.hits = []
         return detection
 
-    def _block(self, batch: list[bytes]) -> bytes | None:
-        """The batch as one block of valid UTF-8 (leading newline), or None if it needs the
-        line path."""
+    def _block(self, batch: list[bytes]) -> tuple[bytes, str | None] | None:
+        """The batch as one block (leading newline) of valid UTF-8, and its text if it is not
+        all ASCII (decoding checked it); None if the batch needs the line path."""
         if len(batch) < 2 or max(map(len, batch)) > self.max_line:
             return None
         data = b"\n" + b"\n".join(batch)
         if b"\x00" in data or b"\r" in data:
             return None
-        if not data.isascii():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        return data
+        if data.isascii():
+            return data, None
+        try:
+            return data, data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
 
     def _feed_block(
-        self, data: bytes, batch: list[bytes], now: datetime, detection: Detection, want: bool
+        self,
+        data: bytes,
+        text: str | None,
+        batch: list[bytes],
+        now: datetime,
+        detection: Detection,
+        want: bool,
     ) -> int:
-        """Match a block through every rule; returns the number of hits."""
+        """Match a block (``text``: its decoded form, None if it is ASCII) through every rule;
+        returns the number of hits."""
         ordered: list[tuple[int, int, Hit]] | None = [] if want else None
         total = 0
-        runs = None if want else _ascii_runs(data, batch)  # what the C scan may take
-        block = ""  # the text, made for the first rule that needs it
+        # what the C scan may take: the whole block, or its runs of ASCII lines
+        runs: list[tuple[bytes, bool, int]] | None = None
+        if not want:
+            runs = [(data, True, len(batch))] if text is None else _ascii_runs(data, batch)
+        block = text or ""  # the text, made for the first rule that needs it
         for order, unit in enumerate(self._units):
             if runs is not None and unit.c_scanner is not None:
                 for run, ascii_run, count in runs:  # in line order: buckets see hits in order
@@ -684,11 +694,10 @@ def _by_line(item: tuple[int, int, Hit]) -> tuple[int, int]:
 
 
 def _ascii_runs(data: bytes, batch: list[bytes]) -> list[tuple[bytes, bool, int]]:
-    """The block ``data`` of ``batch`` as runs of consecutive lines, in order: ``(block with a
-    leading newline, all ASCII, lines)``. The C scan takes the ASCII runs, so one line with a
-    non-ASCII byte (an attacker can send one) moves only itself to the Python path."""
-    if data.isascii():
-        return [(data, True, len(batch))]
+    """The block ``data`` of ``batch`` (not all ASCII) as runs of consecutive lines, in order:
+    ``(block with a leading newline, all ASCII, lines)``. The C scan takes the ASCII runs, so
+    one line with a non-ASCII byte (an attacker can send one) moves only itself to the Python
+    path."""
     return [
         (b"\n" + b"\n".join(group), ascii_run, len(group))
         for ascii_run, group in ((key, list(run)) for key, run in groupby(batch, bytes.isascii))

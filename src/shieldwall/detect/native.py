@@ -81,6 +81,7 @@ _AT: Final = {
 }
 _FLAGS: Final = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"))
 _NEUTRAL_FLAGS: Final = re.UNICODE | re.ASCII | re.VERBOSE  # same meaning on ASCII text
+_SPELLED: Final = re.IGNORECASE | re.MULTILINE | re.DOTALL  # written into the PCRE2 pattern
 _MAX_COUNT: Final = 65535  # PCRE2's largest repeat count
 
 
@@ -95,17 +96,15 @@ def pcre2_pattern(pattern: str, flags: int = 0) -> str:
 
 
 def _flag_prefix(flags: int) -> str:
-    if flags & ~(_NEUTRAL_FLAGS | re.IGNORECASE | re.MULTILINE | re.DOTALL):
-        raise Unsupported(f"flags {re.RegexFlag(flags)!r}")
-    on = "".join(c for f, c in _FLAGS if flags & f)
-    off = "".join(c for f, c in _FLAGS if not flags & f)
-    return f"(?{on}-{off})" if off else f"(?{on})"
+    """The pattern's global flags, every one spelled out (on or off)."""
+    return f"(?{_scoped(flags, _SPELLED & ~flags)})"
 
 
 def _scoped(add: int, remove: int) -> str:
+    """``i``/``m``/``s`` letters for flags turned on and off (``im-s``)."""
     for value in (add, remove):
-        if value & ~(_NEUTRAL_FLAGS | re.IGNORECASE | re.MULTILINE | re.DOTALL):
-            raise Unsupported(f"scoped flags {re.RegexFlag(value)!r}")
+        if value & ~(_NEUTRAL_FLAGS | _SPELLED):
+            raise Unsupported(f"flags {re.RegexFlag(value)!r}")
     on = "".join(c for f, c in _FLAGS if add & f)
     off = "".join(c for f, c in _FLAGS if remove & f)
     return on + (f"-{off}" if off else "")

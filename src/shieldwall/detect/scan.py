@@ -131,21 +131,20 @@ class StampCache:
         if key == self.key and now is self.now:
             return self.at
         at = self._parse(line, now)
-        if (
-            self.cacheable
-            and at is not None
-            and key[:3] in _MONTHS
-            and _SYSLOG_START.fullmatch(key) is not None
-        ):
+        if at is not None and self._syslog_key(key):
             self.key, self.now, self.at, self.epoch_value = key, now, at, at.timestamp()
         return at
+
+    def _syslog_key(self, key: str) -> bool:
+        """Whether the line's first 16 characters are a syslog stamp this cache may key on."""
+        return self.cacheable and key[:3] in _MONTHS and _SYSLOG_START.fullmatch(key) is not None
 
     def minute_base(self, line: str, now: datetime) -> float | None:
         """The time of second 00 of the minute of the line's syslog stamp, if second ``ss`` of
         that minute is that time plus ``ss`` for every ``ss`` from 00 to 59 (no change of year
         or UTC offset within it); else None. The C scan keeps it for the minute."""
         key = line[:16]
-        if not (self.cacheable and key[:3] in _MONTHS and _SYSLOG_START.fullmatch(key)):
+        if not self._syslog_key(key):
             return None
         first = self._parse(key[:13] + "00 ", now)
         last = self._parse(key[:13] + "59 ", now)

@@ -15,13 +15,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import regex as _regex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shieldwall.detect import BucketRow, BucketSet, Detector, builtin_rule, parse_rule
 from shieldwall.detect import native as c_path
 from shieldwall.detect.bucket import EVIDENCE_CHARS
-from shieldwall.detect.native import Unsupported, pcre2_pattern
+from shieldwall.detect.native import Unsupported, first_bytes, pcre2_pattern
 from shieldwall.detect.rule import builtin_rule_names as builtin_names
 from shieldwall.detect.scan import block_scanner
 from shieldwall.model import parse_address
@@ -148,6 +149,79 @@ def test_rewritten_regex_matches_what_python_matches(which: int, text: str, pos:
     if want is not None:
         want = tuple((a, b) if a >= 0 else (-1, -1) for a, b in want)
     assert got == want, (pattern, text)
+
+
+# ------------------------------------------------------------------ first bytes
+
+ANCHORED = [
+    r"^ab",
+    r"(?i)^ab",
+    r"^(?i:a)b",
+    r"^[aA]uth",
+    r"^(?:x|y)?z",
+    r"^\W{0,2}\d",
+    r"^\W{0,2}(?i:m)",
+    r"^(?:(?P<a>ab)|cd)e",
+    r"^(a)?(?(1)b|c)",
+    r"^[^a]x",
+    r"^[^\d]x",
+    r"^\s*x",
+    r"^(?=a)\w",
+    r"^(?!a)[a-c]",
+    r"^(?>a|b)c",
+    r"^a*+b",
+    r"^[\x1c-\x1f]",
+    r"^\S+ ",
+    r"^(?:\[\])?\s*(?:<[^.]+>\s+)?x",
+    r"^.x",  # no map: any byte
+    r"^a?",  # no map: may be empty
+    r"(?m)^a",  # no map: MULTILINE
+    r"a",  # no map: not anchored
+]
+MAPPED = ANCHORED[:-4]
+
+
+def test_first_bytes_map_the_anchored_patterns() -> None:
+    for pattern in MAPPED:
+        assert first_bytes(pattern) is not None, pattern
+    caseless = first_bytes(r"(?i)^a")
+    assert caseless is not None
+    assert first_bytes(r"^[aA]uth") == caseless[:16] + bytes(16)  # the same ASCII bytes
+
+
+@pytest.mark.parametrize("pattern", [r"^.x", r"^a?", r"(?m)^a", r"a", r"^\1(a)"])
+def test_first_bytes_only_for_anchored_patterns_that_consume(pattern: str) -> None:
+    assert first_bytes(pattern) is None
+
+
+@settings(
+    max_examples=600, suppress_health_check=[HealthCheck.too_slow], database=None, deadline=None
+)
+@given(which=st.integers(0, len(ANCHORED) - 1), text=ASCII_TEXT)
+@example(which=6, text="Mar")
+@example(which=1, text="AB")
+@example(which=8, text="c")
+def test_first_bytes_hold_the_first_byte_of_every_match(which: int, text: str) -> None:
+    """The C filter skips a failregex whose map lacks the text's first byte: the map must
+    hold it whenever the regex matches (``re`` and the ``regex`` module alike)."""
+    pattern = ANCHORED[which]
+    bitmap = first_bytes(pattern)
+    if bitmap is None:
+        return
+    for engine in (re, _regex):
+        found = engine.compile(pattern).search(text)
+        if found is not None:
+            assert text, pattern
+            byte = text.encode()[0]
+            assert bitmap[byte >> 3] & (1 << (byte & 7)), (pattern, text)
+
+
+def test_first_bytes_of_non_ascii_cased_letters_allow_any_non_ascii_byte() -> None:
+    bitmap = first_bytes(r"(?i)^k")
+    assert bitmap is not None
+    byte = "\u212a".encode()[0]  # KELVIN SIGN matches "k" case-insensitively
+    assert re.match(r"(?i)^k", "\u212a")
+    assert bitmap[byte >> 3] & (1 << (byte & 7))
 
 
 # ------------------------------------------------------------------ window buckets

@@ -18,6 +18,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -918,8 +919,9 @@ static int host_source(Run *run, const char *host, size_t n, Key *k, Source *out
         *out = sc->asrc[s];
         return 0;
     }
-    /* anything else (IPv6, odd text): Python's parse, through the rule's text cache */
-    PyObject *text = PyUnicode_DecodeASCII(host, (Py_ssize_t)n, NULL);
+    /* anything else (IPv6, odd text): Python's parse, through the rule's text cache (UTF-8:
+     * a fail2ban filter's failure cache may hold a value the Python path found) */
+    PyObject *text = PyUnicode_DecodeUTF8(host, (Py_ssize_t)n, NULL);
     if (text == NULL) return -1;
     PyObject *address = PyDict_GetItemWithError(run->addresses, text);
     if (address != NULL) {
@@ -960,6 +962,34 @@ static int holds_literal(Scanner *sc, const char *line, size_t n) {
         if (memmem(line, n, PyBytes_AS_STRING(lit), (size_t)PyBytes_GET_SIZE(lit)) != NULL) return 1;
     }
     return 0;
+}
+
+/* tally and window bucket of one hit */
+static int record_hit(Run *run, Key *k, const Source *src, double epoch, const char *line,
+                      size_t n, PyObject *text) {
+    run->hits++;
+    k->rule = NULL;
+    if (tally_add(run, k, src, epoch) < 0) return -1;
+    if (run->windows == NULL) return 0;
+    Py_ssize_t keep = run->windows->evidence;
+    PyObject *evidence = text;
+    if (evidence == NULL || (Py_ssize_t)n > keep) {
+        evidence = PyUnicode_DecodeASCII(line, (Py_ssize_t)n > keep ? keep : (Py_ssize_t)n, NULL);
+        if (evidence == NULL) return -1;
+    } else {
+        Py_INCREF(evidence);
+    }
+    Key wk = *k;
+    wk.rule = run->rule;
+    PyObject *alert;
+    int r = windows_hit(run->windows, &wk, src->address, epoch, evidence, &alert);
+    Py_DECREF(evidence);
+    if (r < 0) return -1;
+    if (alert != NULL) {
+        r = PyList_Append(run->alerts, alert);
+        Py_DECREF(alert);
+    }
+    return r;
 }
 
 /* The hit at [start, end) whose regex match ended at `mend`: everything after the match. */
@@ -1007,31 +1037,7 @@ static int one_hit(Run *run, const char *block, size_t start, size_t end, size_t
     int found = line_time(run, line, n, &text, &epoch);
     if (found < 0) goto done;
     if (found == 0) { run->no_timestamp++; epoch = run->now_epoch; }
-    run->hits++;
-    k.rule = NULL;
-    if (tally_add(run, &k, &src, epoch) < 0) goto done;
-    if (run->windows != NULL) {
-        Py_ssize_t keep = run->windows->evidence;
-        PyObject *evidence = text;
-        if (evidence == NULL || (Py_ssize_t)n > keep) {
-            evidence = PyUnicode_DecodeASCII(line, (Py_ssize_t)n > keep ? keep : (Py_ssize_t)n, NULL);
-            if (evidence == NULL) goto done;
-        } else {
-            Py_INCREF(evidence);
-        }
-        Key wk = k;
-        wk.rule = run->rule;
-        PyObject *alert;
-        int r = windows_hit(run->windows, &wk, src.address, epoch, evidence, &alert);
-        Py_DECREF(evidence);
-        if (r < 0) goto done;
-        if (alert != NULL) {
-            r = PyList_Append(run->alerts, alert);
-            Py_DECREF(alert);
-            if (r < 0) goto done;
-        }
-    }
-    rc = 0;
+    rc = record_hit(run, &k, &src, epoch, line, n, text);
 done:
     Py_XDECREF(text);
     return rc;
@@ -1176,6 +1182,1124 @@ static PyTypeObject ScannerType = {
     .tp_doc = "one rule's block regex (PCRE2, JIT) and the per-hit work (see native.py)",
 };
 
+/* ------------------------------------------------------------------ FailureCache */
+
+/* fail2ban's multi-line failure cache (multiline.py FailureCache), keyed by <F-MLFID>: the
+ * same semantics over slot arrays (one value per group name of the filter; NULL = None).
+ * Values are UTF-8 copies. Python's merge() takes and returns dicts (the engine's line-by-line
+ * path); the C filter merges slot arrays directly. */
+
+typedef struct {
+    const char *p; /* NULL: None */
+    Py_ssize_t n;
+} Val;
+
+static inline int val_true(Val v) { return v.p != NULL && v.n > 0; }
+
+typedef struct CEntry {
+    char *id;
+    Py_ssize_t idn;
+    uint64_t hash;
+    Val *vals;    /* nslots, owned copies */
+    Val *users;   /* distinct user names, owned copies */
+    Py_ssize_t nusers, capusers;
+    int pending;
+    double expires;
+    struct CEntry *prev, *next; /* first in, first out */
+    struct CEntry *chain;       /* hash bucket */
+} CEntry;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *names; /* tuple of str */
+    PyObject *index; /* dict name -> slot */
+    Py_ssize_t nslots, size;
+    double max_age;
+    CEntry *head, *tail;
+    CEntry **buckets;
+    size_t bmask;
+    Py_ssize_t len;
+    CEntry *dropped; /* an entry forgotten by the last merge (its values are still read) */
+    Val *scratch;    /* the result when the line's groups are not cached */
+    int s_user, s_nofail, s_mlfgained, s_mlfforget;
+} FailureCache;
+
+static uint64_t bytes_hash(const char *p, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ULL; }
+    return mix64(h);
+}
+
+static char *dup_bytes(const char *p, Py_ssize_t n) {
+    char *out = PyMem_Malloc(n > 0 ? (size_t)n : 1);
+    if (out == NULL) { PyErr_NoMemory(); return NULL; }
+    if (n > 0) memcpy(out, p, (size_t)n);
+    return out;
+}
+
+static int val_set(Val *dst, Val src) { /* dst owns its copy */
+    char *copy = NULL;
+    if (src.p != NULL && (copy = dup_bytes(src.p, src.n)) == NULL) return -1;
+    PyMem_Free((void *)dst->p);
+    dst->p = copy;
+    dst->n = src.p != NULL ? src.n : 0;
+    return 0;
+}
+
+static void entry_free(FailureCache *fc, CEntry *e) {
+    if (e == NULL) return;
+    for (Py_ssize_t i = 0; i < fc->nslots; i++) PyMem_Free((void *)e->vals[i].p);
+    for (Py_ssize_t i = 0; i < e->nusers; i++) PyMem_Free((void *)e->users[i].p);
+    PyMem_Free(e->vals); PyMem_Free(e->users); PyMem_Free(e->id);
+    PyMem_Free(e);
+}
+
+static CEntry *cache_find(FailureCache *fc, const char *id, Py_ssize_t n, uint64_t h) {
+    for (CEntry *e = fc->buckets[h & fc->bmask]; e != NULL; e = e->chain)
+        if (e->hash == h && e->idn == n && memcmp(e->id, id, (size_t)n) == 0) return e;
+    return NULL;
+}
+
+static void cache_unlink(FailureCache *fc, CEntry *e) {
+    CEntry **at = &fc->buckets[e->hash & fc->bmask];
+    while (*at != e) at = &(*at)->chain;
+    *at = e->chain;
+    if (e->prev) e->prev->next = e->next; else fc->head = e->next;
+    if (e->next) e->next->prev = e->prev; else fc->tail = e->prev;
+    e->prev = e->next = e->chain = NULL;
+    fc->len--;
+}
+
+static void cache_append(FailureCache *fc, CEntry *e) {
+    CEntry **at = &fc->buckets[e->hash & fc->bmask];
+    e->chain = *at;
+    *at = e;
+    e->prev = fc->tail;
+    e->next = NULL;
+    if (fc->tail) fc->tail->next = e; else fc->head = e;
+    fc->tail = e;
+    fc->len++;
+}
+
+static void cache_clear(FailureCache *fc) {
+    while (fc->head != NULL) {
+        CEntry *e = fc->head;
+        cache_unlink(fc, e);
+        entry_free(fc, e);
+    }
+    entry_free(fc, fc->dropped);
+    fc->dropped = NULL;
+}
+
+/* add a user name to the entry's set; the set's size */
+static int entry_add_user(CEntry *e, Val user) {
+    for (Py_ssize_t i = 0; i < e->nusers; i++)
+        if (e->users[i].n == user.n && memcmp(e->users[i].p, user.p, (size_t)user.n) == 0) return 0;
+    if (e->nusers == e->capusers) {
+        Py_ssize_t cap = e->capusers ? e->capusers * 2 : 2;
+        Val *u = PyMem_Realloc(e->users, (size_t)cap * sizeof(Val));
+        if (u == NULL) { PyErr_NoMemory(); return -1; }
+        e->users = u;
+        e->capusers = cap;
+    }
+    char *copy = dup_bytes(user.p, user.n);
+    if (copy == NULL) return -1;
+    e->users[e->nusers].p = copy;
+    e->users[e->nusers].n = user.n;
+    e->nusers++;
+    return 0;
+}
+
+/* merge the groups `in` (nslots values, modified) of one line into failure `id`.
+ * *out: the merged values (the entry's own storage, or `in` when nothing is cached), valid
+ * until the next merge. now: NAN for None. Returns 0, or -1 with an exception. */
+static int cache_merge(FailureCache *fc, const char *id, Py_ssize_t idn, Val *in, double now,
+                       Val **out, Py_ssize_t *nusers_out) {
+    entry_free(fc, fc->dropped);
+    fc->dropped = NULL;
+    int has_now = !isnan(now);
+    int gained = fc->s_mlfgained >= 0 && val_true(in[fc->s_mlfgained]);
+    if (gained && !(fc->s_nofail >= 0 && val_true(in[fc->s_nofail])) && fc->s_nofail >= 0)
+        in[fc->s_nofail] = in[fc->s_mlfgained];
+    int forget = fc->s_mlfforget >= 0 && val_true(in[fc->s_mlfforget]);
+    if (fc->s_mlfforget >= 0) in[fc->s_mlfforget].p = NULL;
+    uint64_t h = bytes_hash(id, idn);
+    CEntry *e = cache_find(fc, id, idn, h);
+    if (e != NULL && has_now && e->expires <= now) { /* expired */
+        cache_unlink(fc, e);
+        entry_free(fc, e);
+        e = NULL;
+    }
+    Py_ssize_t users = -1; /* None: this line named no user */
+    Val user = fc->s_user >= 0 ? in[fc->s_user] : (Val){NULL, 0};
+    Val *result;
+    int *pending = NULL;
+    if (e != NULL) {
+        if (val_true(user)) {
+            if (entry_add_user(e, user) < 0) return -1;
+            users = e->nusers;
+        }
+        if (fc->s_nofail >= 0) { PyMem_Free((void *)e->vals[fc->s_nofail].p); e->vals[fc->s_nofail].p = NULL; }
+        if (fc->s_mlfgained >= 0) { PyMem_Free((void *)e->vals[fc->s_mlfgained].p); e->vals[fc->s_mlfgained].p = NULL; }
+        if (gained) e->pending = 0;
+        for (Py_ssize_t i = 0; i < fc->nslots; i++)
+            if (in[i].p != NULL && val_set(&e->vals[i], in[i]) < 0) return -1;
+        result = e->vals;
+        pending = &e->pending;
+        *nusers_out = e->nusers;
+        if (forget) {
+            cache_unlink(fc, e);
+            fc->dropped = e;
+        }
+    } else if (!forget) {
+        e = PyMem_Calloc(1, sizeof(CEntry));
+        if (e == NULL) { PyErr_NoMemory(); return -1; }
+        e->vals = PyMem_Calloc((size_t)(fc->nslots ? fc->nslots : 1), sizeof(Val));
+        e->id = dup_bytes(id, idn);
+        if (e->vals == NULL || e->id == NULL) { entry_free(fc, e); if (!PyErr_Occurred()) PyErr_NoMemory(); return -1; }
+        e->idn = idn;
+        e->hash = h;
+        for (Py_ssize_t i = 0; i < fc->nslots; i++)
+            if (in[i].p != NULL && val_set(&e->vals[i], in[i]) < 0) { entry_free(fc, e); return -1; }
+        if (val_true(user)) {
+            if (entry_add_user(e, user) < 0) { entry_free(fc, e); return -1; }
+            users = e->nusers;
+        }
+        /* fail2ban's Cache.set: when full, drop from the front the expired ones and one more */
+        if (fc->len >= fc->size) {
+            while (fc->head != NULL) {
+                CEntry *old = fc->head;
+                int live = !has_now || old->expires > now;
+                cache_unlink(fc, old);
+                entry_free(fc, old);
+                if (live && fc->len < fc->size) break;
+            }
+        }
+        e->expires = has_now ? now + fc->max_age : INFINITY;
+        cache_append(fc, e);
+        result = e->vals;
+        pending = &e->pending;
+        *nusers_out = e->nusers;
+    } else {
+        memcpy(fc->scratch, in, (size_t)fc->nslots * sizeof(Val));
+        result = fc->scratch;
+        *nusers_out = 0;
+    }
+    int was_pending = pending != NULL && *pending;
+    if (pending != NULL) *pending = 0;
+    if (was_pending || users > 1) {
+        if (fc->s_nofail >= 0) {
+            if (result != fc->scratch) PyMem_Free((void *)result[fc->s_nofail].p);
+            result[fc->s_nofail].p = NULL;
+        }
+        if (fc->s_mlfgained >= 0) {
+            if (result != fc->scratch) PyMem_Free((void *)result[fc->s_mlfgained].p);
+            result[fc->s_mlfgained].p = NULL;
+        }
+    }
+    *out = result;
+    return 0;
+}
+
+static void cache_pending(FailureCache *fc, const char *id, Py_ssize_t idn) {
+    CEntry *e = cache_find(fc, id, idn, bytes_hash(id, idn));
+    if (e != NULL) e->pending = 1;
+}
+
+static int slot_of(PyObject *index, const char *name) {
+    PyObject *v = PyDict_GetItemString(index, name);
+    return v == NULL ? -1 : (int)PyLong_AsLong(v);
+}
+
+/* FailureCache(names, size=100, max_age=300.0) */
+static int fcache_init(FailureCache *fc, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"names", "size", "max_age", NULL};
+    PyObject *names;
+    Py_ssize_t size = 100;
+    double max_age = 300.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|nd", kwlist, &PyTuple_Type, &names, &size, &max_age))
+        return -1;
+    if (fc->names != NULL) { PyErr_SetString(PyExc_RuntimeError, "already initialised"); return -1; }
+    if (size < 1) { PyErr_SetString(PyExc_ValueError, "size must be at least 1"); return -1; }
+    fc->index = PyDict_New();
+    if (fc->index == NULL) return -1;
+    fc->nslots = PyTuple_GET_SIZE(names);
+    for (Py_ssize_t i = 0; i < fc->nslots; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        PyObject *num = PyLong_FromSsize_t(i);
+        if (!PyUnicode_Check(name) || num == NULL || PyDict_SetItem(fc->index, name, num) < 0) {
+            Py_XDECREF(num);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "names must be str");
+            return -1;
+        }
+        Py_DECREF(num);
+    }
+    Py_INCREF(names);
+    fc->names = names;
+    fc->size = size;
+    fc->max_age = max_age;
+    size_t nb = 16;
+    while (nb < (size_t)size * 2 && nb < (1u << 20)) nb <<= 1;
+    fc->buckets = PyMem_Calloc(nb, sizeof(CEntry *));
+    fc->scratch = PyMem_Calloc((size_t)(fc->nslots ? fc->nslots : 1), sizeof(Val));
+    if (fc->buckets == NULL || fc->scratch == NULL) { PyErr_NoMemory(); return -1; }
+    fc->bmask = nb - 1;
+    fc->s_user = slot_of(fc->index, "user");
+    fc->s_nofail = slot_of(fc->index, "nofail");
+    fc->s_mlfgained = slot_of(fc->index, "mlfgained");
+    fc->s_mlfforget = slot_of(fc->index, "mlfforget");
+    if (fc->s_mlfgained >= 0 && fc->s_nofail < 0) { /* a success sets nofail */
+        PyErr_SetString(PyExc_ValueError, "names: mlfgained needs nofail");
+        return -1;
+    }
+    return 0;
+}
+
+static void fcache_dealloc(FailureCache *fc) {
+    if (fc->buckets != NULL) cache_clear(fc);
+    PyMem_Free(fc->buckets);
+    PyMem_Free(fc->scratch);
+    Py_XDECREF(fc->names);
+    Py_XDECREF(fc->index);
+    Py_TYPE(fc)->tp_free((PyObject *)fc);
+}
+
+static int fcache_ready(FailureCache *fc) {
+    if (fc->names == NULL) { PyErr_SetString(PyExc_RuntimeError, "FailureCache not initialised"); return -1; }
+    return 0;
+}
+
+static double now_of(PyObject *now) {
+    if (now == Py_None) return NAN;
+    return PyFloat_AsDouble(now);
+}
+
+/* merge(mlfid, groups, now) -> dict, as multiline.FailureCache.merge */
+static PyObject *fcache_py_merge(FailureCache *fc, PyObject *const *args, Py_ssize_t nargs) {
+    if (fcache_ready(fc) < 0) return NULL;
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "merge(mlfid: str, groups: dict, now: float | None)");
+        return NULL;
+    }
+    double now = now_of(args[2]);
+    if (now == -1.0 && PyErr_Occurred()) return NULL;
+    Py_ssize_t idn;
+    const char *id = PyUnicode_AsUTF8AndSize(args[0], &idn);
+    if (id == NULL) return NULL;
+    Val *in = PyMem_Calloc((size_t)(fc->nslots ? fc->nslots : 1), sizeof(Val));
+    if (in == NULL) return PyErr_NoMemory();
+    PyObject *key, *value, *out = NULL;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(args[1], &pos, &key, &value)) {
+        PyObject *slot = PyDict_GetItemWithError(fc->index, key);
+        if (slot == NULL) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_KeyError, "not a group of this filter: %R", key);
+            goto done;
+        }
+        if (value == Py_None) continue;
+        if (!PyUnicode_Check(value)) { PyErr_Format(PyExc_TypeError, "group %R: a str or None", key); goto done; }
+        Py_ssize_t i = PyLong_AsSsize_t(slot);
+        in[i].p = PyUnicode_AsUTF8AndSize(value, &in[i].n);
+        if (in[i].p == NULL) goto done;
+    }
+    Val *merged;
+    Py_ssize_t nusers;
+    if (cache_merge(fc, id, idn, in, now, &merged, &nusers) < 0) goto done;
+    out = PyDict_New();
+    if (out == NULL) goto done;
+    for (Py_ssize_t i = 0; i < fc->nslots; i++) {
+        if (merged[i].p == NULL) continue;
+        PyObject *v = PyUnicode_DecodeUTF8(merged[i].p, merged[i].n, NULL);
+        if (v == NULL || PyDict_SetItem(out, PyTuple_GET_ITEM(fc->names, i), v) < 0) { Py_XDECREF(v); Py_CLEAR(out); goto done; }
+        Py_DECREF(v);
+    }
+    if (nusers > 0) {
+        CEntry *e = fc->dropped != NULL ? fc->dropped : cache_find(fc, id, idn, bytes_hash(id, idn));
+        PyObject *set = PySet_New(NULL);
+        if (set == NULL || e == NULL) { Py_XDECREF(set); Py_CLEAR(out); if (!PyErr_Occurred()) PyErr_SetString(PyExc_AssertionError, "users without entry"); goto done; }
+        for (Py_ssize_t i = 0; i < e->nusers; i++) {
+            PyObject *u = PyUnicode_DecodeUTF8(e->users[i].p, e->users[i].n, NULL);
+            if (u == NULL || PySet_Add(set, u) < 0) { Py_XDECREF(u); Py_DECREF(set); Py_CLEAR(out); goto done; }
+            Py_DECREF(u);
+        }
+        if (PyDict_SetItemString(out, "users", set) < 0) Py_CLEAR(out);
+        Py_DECREF(set);
+    }
+done:
+    PyMem_Free(in);
+    return out;
+}
+
+static PyObject *fcache_py_pending(FailureCache *fc, PyObject *arg) {
+    if (fcache_ready(fc) < 0) return NULL;
+    Py_ssize_t n;
+    const char *id = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (id == NULL) return NULL;
+    cache_pending(fc, id, n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *fcache_py_clear(FailureCache *fc, PyObject *Py_UNUSED(ignored)) {
+    if (fcache_ready(fc) < 0) return NULL;
+    cache_clear(fc);
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t fcache_len(FailureCache *fc) { return fc->len; }
+
+static PyMethodDef fcache_methods[] = {
+    {"merge", (PyCFunction)(void (*)(void))fcache_py_merge, METH_FASTCALL, NULL},
+    {"pending", (PyCFunction)fcache_py_pending, METH_O, NULL},
+    {"clear", (PyCFunction)fcache_py_clear, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods fcache_as_sequence = {.sq_length = (lenfunc)fcache_len};
+
+static PyTypeObject FailureCacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shieldwall.detect._native.FailureCache",
+    .tp_basicsize = sizeof(FailureCache),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)fcache_init,
+    .tp_dealloc = (destructor)fcache_dealloc,
+    .tp_methods = fcache_methods,
+    .tp_as_sequence = &fcache_as_sequence,
+    .tp_doc = "fail2ban's multi-line failure cache (multiline.FailureCache) over slot arrays",
+};
+
+/* ------------------------------------------------------------------ Filter */
+
+/* A fail2ban filter (dialect = "fail2ban", maxlines = 1) run over a block of ASCII lines:
+ * engine.py's _evaluate in C. Per line: the date (the templates in order, as
+ * dates.DateFinder.find), cut out; ignoreregex; prefregex and its <F-CONTENT>; the union of
+ * the failregex (which one matches first); the failregex; the groups merged (alternates, the
+ * <F-MLFID> FailureCache); <F-NOFAIL>; the source. Every regex is PCRE2 (JIT), translated by
+ * native.py with Python's meaning on ASCII text.
+ *
+ * A line goes to Python alone (hooks.line) when C cannot decide it exactly: a PCRE2 resource
+ * limit, a captured address that is not a dotted quad, or a text that may hold another
+ * address (the ambiguity probe, engine._ambiguous). That is decided before the line touches
+ * the failure cache, which both paths share. Times: a per-minute cache vouched for by Python
+ * (hooks.minute_base), misses through hooks.epoch. */
+
+typedef struct {
+    pcre2_code *code;
+    int32_t *cap_slot; /* (capture, slot) pairs */
+    Py_ssize_t ncaps;
+    int32_t ip4, ip6;  /* capture numbers of the address groups, 0: none */
+    int32_t *alts;     /* (from slot, to slot) pairs */
+    Py_ssize_t nalts;
+    int has_first;     /* a match starts at the text's start, with a byte of `first` */
+    uint8_t first[32];
+    uint32_t groups;   /* capture count */
+} Rx;
+
+typedef struct {
+    pcre2_code *code;
+    int32_t group, second; /* captures: the date text; %S (0: none) */
+    int anchored;
+    int has_first; /* a match starts at the line's start, with a byte of `first` */
+    uint8_t first[32];
+} Template;
+
+static int first_map(PyObject *first, int *has, uint8_t *map) {
+    if (first == Py_None) return 0;
+    if (!PyBytes_Check(first) || PyBytes_GET_SIZE(first) != 32) {
+        PyErr_SetString(PyExc_ValueError, "first bytes: 32 bytes or None");
+        return -1;
+    }
+    memcpy(map, PyBytes_AS_STRING(first), 32);
+    *has = 1;
+    return 0;
+}
+
+static inline int may_start(int has, const uint8_t *map, const char *s) {
+    uint8_t c = (uint8_t)s[0];
+    return !has || (map[c >> 3] >> (c & 7)) & 1;
+}
+
+typedef struct {
+    Scanner base; /* the address cache, the tally, match data (its own regexes unused) */
+    Template *templates;
+    Py_ssize_t ntemplates;
+    Rx *ignores;
+    Py_ssize_t nignores;
+    int ignore_first;
+    Rx pref;
+    int has_pref;
+    int32_t content;
+    Rx uni;
+    int has_union;
+    int32_t *markers;
+    Rx *fails;
+    Py_ssize_t nfails;
+    PyObject *names;
+    Py_ssize_t nslots;
+    int s_ip4, s_ip6, s_dns, s_fid, s_mlfid, s_nofail;
+    pcre2_code *v4, *v6;   /* engine._V4/_V6: the other addresses of a text */
+    PCRE2_SIZE *pov, *fov; /* copies of the prefregex's and the failregex's ovectors */
+    uint32_t maxcap;
+    char *buf, *buf2;
+    size_t bufcap, buf2cap;
+    Val *vals;
+} Filter;
+
+static void rx_free(Rx *rx) {
+    if (rx->code) pcre2_code_free(rx->code);
+    PyMem_Free(rx->cap_slot);
+    PyMem_Free(rx->alts);
+    memset(rx, 0, sizeof *rx);
+}
+
+static int int_pairs(PyObject *seq, int32_t **out, Py_ssize_t *n) {
+    if (!PyTuple_Check(seq)) { PyErr_SetString(PyExc_TypeError, "pairs must be a tuple"); return -1; }
+    *n = PyTuple_GET_SIZE(seq);
+    *out = PyMem_Malloc((size_t)(*n * 2 + 1) * sizeof(int32_t));
+    if (*out == NULL) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        int a, b;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(seq, i), "ii", &a, &b)) return -1;
+        (*out)[2 * i] = a; (*out)[2 * i + 1] = b;
+    }
+    return 0;
+}
+
+/* (pattern, ((capture, slot), ...), ip4 capture, ip6 capture, ((from, to), ...), first bytes:
+ * a 32-byte bitmap (native.first_bytes) or None) */
+static int rx_init(Filter *f, Rx *rx, PyObject *spec) {
+    PyObject *pattern, *caps, *alts, *first;
+    int ip4, ip6;
+    if (!PyArg_ParseTuple(spec, "UOiiOO", &pattern, &caps, &ip4, &ip6, &alts, &first)) return -1;
+    if (first_map(first, &rx->has_first, rx->first) < 0) return -1;
+    if (compile_pattern(pattern, 0, &rx->code) < 0) return -1;
+    if (int_pairs(caps, &rx->cap_slot, &rx->ncaps) < 0) return -1;
+    if (int_pairs(alts, &rx->alts, &rx->nalts) < 0) return -1;
+    uint32_t groups;
+    pcre2_pattern_info(rx->code, PCRE2_INFO_CAPTURECOUNT, &groups);
+    if (groups > f->maxcap) f->maxcap = groups;
+    rx->groups = groups;
+    for (Py_ssize_t i = 0; i < rx->ncaps; i++) {
+        if (rx->cap_slot[2 * i] < 1 || (uint32_t)rx->cap_slot[2 * i] > groups ||
+            rx->cap_slot[2 * i + 1] < 0 || rx->cap_slot[2 * i + 1] >= f->nslots) {
+            PyErr_SetString(PyExc_ValueError, "capture or slot out of range");
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < 2 * rx->nalts; i++) {
+        if (rx->alts[i] < 0 || rx->alts[i] >= f->nslots) {
+            PyErr_SetString(PyExc_ValueError, "alternate slot out of range");
+            return -1;
+        }
+    }
+    if (ip4 < 0 || ip6 < 0 || (uint32_t)ip4 > groups || (uint32_t)ip6 > groups) {
+        PyErr_SetString(PyExc_ValueError, "address capture out of range");
+        return -1;
+    }
+    rx->ip4 = ip4; rx->ip6 = ip6;
+    return 0;
+}
+
+static int rx_list(Filter *f, PyObject *seq, Rx **out, Py_ssize_t *n) {
+    if (!PyTuple_Check(seq)) { PyErr_SetString(PyExc_TypeError, "a tuple of regex specs"); return -1; }
+    *n = PyTuple_GET_SIZE(seq);
+    *out = PyMem_Calloc((size_t)(*n ? *n : 1), sizeof(Rx));
+    if (*out == NULL) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < *n; i++)
+        if (rx_init(f, &(*out)[i], PyTuple_GET_ITEM(seq, i)) < 0) return -1;
+    return 0;
+}
+
+static int slot_named(PyObject *names, const char *name) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(names, i), name) == 0) return (int)i;
+    return -1;
+}
+
+/* Filter(names, templates, ignores, ignore_first, pref, content, union, fails)
+ *   templates: ((pattern, date capture, %S capture or 0, anchored, first bytes or None), ...)
+ *   ignores, fails: regex specs (rx_init); pref: a spec or None, content: its capture or 0
+ *   union: None or (pattern, (marker capture per failregex, ...)) */
+static int filter_init(Filter *f, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"names", "templates", "ignores", "ignore_first", "pref", "content",
+                             "union", "fails", "v4", "v6", NULL};
+    PyObject *names, *templates, *ignores, *pref, *uni, *fails, *v4, *v6;
+    int ignore_first, content;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!pOiOO!UU", kwlist, &PyTuple_Type, &names,
+                                     &PyTuple_Type, &templates, &PyTuple_Type, &ignores,
+                                     &ignore_first, &pref, &content, &uni, &PyTuple_Type, &fails,
+                                     &v4, &v6))
+        return -1;
+    if (f->names != NULL) { PyErr_SetString(PyExc_RuntimeError, "already initialised"); return -1; }
+    if (compile_pattern(v4, 0, &f->v4) < 0 || compile_pattern(v6, 0, &f->v6) < 0) return -1;
+    Py_INCREF(names);
+    f->names = names;
+    f->nslots = PyTuple_GET_SIZE(names);
+    f->ntemplates = PyTuple_GET_SIZE(templates);
+    f->templates = PyMem_Calloc((size_t)(f->ntemplates ? f->ntemplates : 1), sizeof(Template));
+    if (f->templates == NULL) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < f->ntemplates; i++) {
+        PyObject *pattern, *first;
+        int group, second, anchored;
+        Template *t = &f->templates[i];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(templates, i), "UiipO", &pattern, &group, &second,
+                              &anchored, &first))
+            return -1;
+        if (first_map(first, &t->has_first, t->first) < 0) return -1;
+        if (compile_pattern(pattern, 0, &t->code) < 0) return -1;
+        uint32_t groups;
+        pcre2_pattern_info(t->code, PCRE2_INFO_CAPTURECOUNT, &groups);
+        if (groups > f->maxcap) f->maxcap = groups;
+        if (group < 0 || (uint32_t)group > groups || second < 0 || (uint32_t)second > groups) {
+            PyErr_SetString(PyExc_ValueError, "template capture out of range");
+            return -1;
+        }
+        t->group = group; t->second = second; t->anchored = anchored;
+    }
+    if (rx_list(f, ignores, &f->ignores, &f->nignores) < 0) return -1;
+    f->ignore_first = ignore_first;
+    if (pref != Py_None) {
+        if (rx_init(f, &f->pref, pref) < 0) return -1;
+        f->has_pref = 1;
+        uint32_t groups;
+        pcre2_pattern_info(f->pref.code, PCRE2_INFO_CAPTURECOUNT, &groups);
+        if (content < 0 || (uint32_t)content > groups) { PyErr_SetString(PyExc_ValueError, "content capture"); return -1; }
+        f->content = content;
+    }
+    if (rx_list(f, fails, &f->fails, &f->nfails) < 0) return -1;
+    if (f->nfails < 1) { PyErr_SetString(PyExc_ValueError, "at least one failregex"); return -1; }
+    if (uni != Py_None) {
+        PyObject *pattern, *markers;
+        if (!PyArg_ParseTuple(uni, "UO!", &pattern, &PyTuple_Type, &markers)) return -1;
+        if (PyTuple_GET_SIZE(markers) != f->nfails) { PyErr_SetString(PyExc_ValueError, "one marker per failregex"); return -1; }
+        /* engine.py matches the union at the text's start (re.match): anchored */
+        if (compile_pattern(pattern, PCRE2_ANCHORED, &f->uni.code) < 0) return -1;
+        uint32_t groups;
+        pcre2_pattern_info(f->uni.code, PCRE2_INFO_CAPTURECOUNT, &groups);
+        if (groups > f->maxcap) f->maxcap = groups;
+        f->markers = PyMem_Malloc((size_t)f->nfails * sizeof(int32_t));
+        if (f->markers == NULL) { PyErr_NoMemory(); return -1; }
+        for (Py_ssize_t i = 0; i < f->nfails; i++) {
+            long m = PyLong_AsLong(PyTuple_GET_ITEM(markers, i));
+            if (m < 1 || (uint32_t)m > groups) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "marker capture"); return -1; }
+            f->markers[i] = (int32_t)m;
+        }
+        f->has_union = 1;
+    }
+    f->s_ip4 = slot_named(names, "ip4"); f->s_ip6 = slot_named(names, "ip6");
+    f->s_dns = slot_named(names, "dns"); f->s_fid = slot_named(names, "fid");
+    f->s_mlfid = slot_named(names, "mlfid"); f->s_nofail = slot_named(names, "nofail");
+    Scanner *sc = &f->base;
+    sc->md = pcre2_match_data_create(f->maxcap + 1, NULL);
+    sc->mctx = pcre2_match_context_create(NULL);
+    sc->jit_stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, NULL);
+    f->pov = PyMem_Malloc(2 * ((size_t)f->maxcap + 1) * sizeof(PCRE2_SIZE));
+    f->fov = PyMem_Malloc(2 * ((size_t)f->maxcap + 1) * sizeof(PCRE2_SIZE));
+    f->vals = PyMem_Calloc((size_t)(f->nslots ? f->nslots : 1), sizeof(Val));
+    if (!sc->md || !sc->mctx || !sc->jit_stack || !f->pov || !f->fov || !f->vals) { PyErr_NoMemory(); return -1; }
+    pcre2_jit_stack_assign(sc->mctx, NULL, sc->jit_stack);
+    sc->literals = PyTuple_New(0);
+    return sc->literals == NULL ? -1 : 0;
+}
+
+static void filter_dealloc(Filter *f) {
+    for (Py_ssize_t i = 0; f->templates && i < f->ntemplates; i++)
+        if (f->templates[i].code) pcre2_code_free(f->templates[i].code);
+    PyMem_Free(f->templates);
+    for (Py_ssize_t i = 0; f->ignores && i < f->nignores; i++) rx_free(&f->ignores[i]);
+    PyMem_Free(f->ignores);
+    for (Py_ssize_t i = 0; f->fails && i < f->nfails; i++) rx_free(&f->fails[i]);
+    PyMem_Free(f->fails);
+    rx_free(&f->pref);
+    rx_free(&f->uni);
+    if (f->v4) pcre2_code_free(f->v4);
+    if (f->v6) pcre2_code_free(f->v6);
+    PyMem_Free(f->markers); PyMem_Free(f->pov); PyMem_Free(f->fov); PyMem_Free(f->vals);
+    PyMem_Free(f->buf); PyMem_Free(f->buf2);
+    Py_XDECREF(f->names);
+    scanner_dealloc(&f->base); /* frees the base's fields and the object */
+}
+
+typedef struct {
+    const char *line;
+    size_t n;
+    int t;              /* the template, -1: no date */
+    size_t start, end;  /* the date text [start, end) */
+    Py_ssize_t second;  /* where %S's two digits are (minute cache), -1: not cached */
+} Dated;
+
+#define MINUTES 4
+typedef struct {
+    Run run;
+    Filter *f;
+    FailureCache *cache;
+    double cache_now;
+    PyObject *hooks;
+    Py_ssize_t dns_host, no_address;
+    Dated last;
+    int has_last; /* 0: Python's engine holds the last date (none seen here yet) */
+    struct {
+        int t;
+        size_t len;
+        Py_ssize_t second;
+        char key[64];
+        double base;
+    } minutes[MINUTES];
+    int nminutes, next_minute;
+} FRun;
+
+static PyObject *S_line, *S_epoch_of;
+
+static inline int f2b_match(Filter *f, pcre2_code *code, const char *s, size_t n) {
+    return pcre2_jit_match(code, (PCRE2_SPTR)s, n, 0, 0, f->base.md, f->base.mctx);
+}
+
+#define FALLBACK 1
+
+/* rc of a match: 1 matched, 0 no match, FALLBACK+1 a resource limit, -1 error */
+static int f2b_rc(int rc) {
+    if (rc >= 0) return 1;
+    if (rc == PCRE2_ERROR_NOMATCH) return 0;
+    if (resource_limit(rc)) return FALLBACK + 1;
+    return match_error(rc);
+}
+
+/* dates.DateFinder.find: 1 with d filled (d->t >= 0) or none found (d->t == -1), or the rc
+ * of a failed match */
+static int date_find(Filter *f, const char *line, size_t n, Dated *d) {
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->base.md);
+    PCRE2_SIZE best_start = 0;
+    d->t = -1;
+    d->second = -1;
+    for (Py_ssize_t i = 0; i < f->ntemplates; i++) {
+        Template *t = &f->templates[i];
+        if (t->has_first && (n == 0 || !may_start(1, t->first, line))) continue;
+        int rc = f2b_rc(f2b_match(f, t->code, line, n));
+        if (rc != 1) {
+            if (rc == 0) continue;
+            return rc;
+        }
+        PCRE2_SIZE gs = ov[2 * t->group], ge = ov[2 * t->group + 1];
+        if (gs == PCRE2_UNSET) continue;
+        int wins = t->anchored || ov[0] <= 1;
+        if (wins || d->t < 0 || ov[0] < best_start) {
+            d->t = (int)i;
+            d->start = gs;
+            d->end = ge;
+            best_start = ov[0];
+            d->second = -1;
+            if (t->second > 0 && ov[2 * t->second] != PCRE2_UNSET) {
+                PCRE2_SIZE s = ov[2 * t->second];
+                if (ov[2 * t->second + 1] == s + 2 && is_digit(line[s]) && is_digit(line[s + 1]) &&
+                    (line[s] - '0') * 10 + (line[s + 1] - '0') <= 59 && s >= gs && s + 2 <= ge &&
+                    ge - gs <= 64)
+                    d->second = (Py_ssize_t)s;
+            }
+        }
+        if (wins) break;
+    }
+    return 1;
+}
+
+static PyObject *line_text(const char *line, size_t n) {
+    return PyUnicode_DecodeASCII(line, (Py_ssize_t)n, NULL);
+}
+
+/* the time of a hit: the date of `d` (a dated line), or with d == NULL Python's last date */
+static int f2b_time(FRun *fr, const Dated *d, double *epoch) {
+    int slot = -1;
+    int second = 0;
+    if (d != NULL && d->second >= 0) {
+        size_t len = d->end - d->start, s = (size_t)d->second - d->start;
+        second = (d->line[d->second] - '0') * 10 + (d->line[d->second + 1] - '0');
+        for (int i = 0; i < fr->nminutes; i++) {
+            if (fr->minutes[i].t == d->t && fr->minutes[i].len == len && fr->minutes[i].second == (Py_ssize_t)s &&
+                memcmp(fr->minutes[i].key, d->line + d->start, s) == 0 &&
+                memcmp(fr->minutes[i].key + s + 2, d->line + d->start + s + 2, len - s - 2) == 0) {
+                *epoch = fr->minutes[i].base + second;
+                return 1;
+            }
+        }
+        slot = 0;
+    }
+    PyObject *text = d != NULL ? line_text(d->line, d->n) : Py_NewRef(Py_None);
+    if (text == NULL) return -1;
+    PyObject *r = PyObject_CallMethodObjArgs(fr->hooks, S_epoch_of, text, NULL);
+    if (r == NULL) { Py_DECREF(text); return -1; }
+    int found = r != Py_None;
+    if (found) *epoch = PyFloat_AsDouble(r);
+    Py_DECREF(r);
+    if (PyErr_Occurred()) { Py_DECREF(text); return -1; }
+    if (found && slot == 0) { /* remember the minute if Python vouches for all of it */
+        PyObject *base = PyObject_CallMethod(fr->hooks, "minute_base", "Oinnn", text, d->t,
+                                             (Py_ssize_t)d->start, (Py_ssize_t)d->end, d->second);
+        if (base == NULL) { Py_DECREF(text); return -1; }
+        if (base != Py_None) {
+            double b = PyFloat_AsDouble(base);
+            if (!(b == -1.0 && PyErr_Occurred()) && b + second == *epoch) {
+                int i = fr->nminutes < MINUTES ? fr->nminutes++ : fr->next_minute++ % MINUTES;
+                fr->minutes[i].t = d->t;
+                fr->minutes[i].len = d->end - d->start;
+                fr->minutes[i].second = d->second - (Py_ssize_t)d->start;
+                memcpy(fr->minutes[i].key, d->line + d->start, d->end - d->start);
+                fr->minutes[i].base = b;
+            }
+        }
+        Py_DECREF(base);
+    }
+    Py_DECREF(text);
+    if (PyErr_Occurred()) return -1;
+    return found;
+}
+
+/* the line through Python's engine alone (hooks.line), `before`: the last dated line */
+static int f2b_python(FRun *fr, const char *line, size_t n, const Dated *before) {
+    PyObject *text = line_text(line, n);
+    if (text == NULL) return -1;
+    PyObject *last = before != NULL ? line_text(before->line, before->n) : Py_NewRef(Py_None);
+    if (last == NULL) { Py_DECREF(text); return -1; }
+    PyObject *r = PyObject_CallMethodObjArgs(fr->hooks, S_line, text, last, NULL);
+    Py_DECREF(last);
+    int rc = -1;
+    if (r == NULL) goto done;
+    if (r == Py_None) { rc = 0; goto done; }
+    PyObject *address, *when;
+    if (!PyArg_ParseTuple(r, "OO", &address, &when)) goto done;
+    Key k;
+    Source src;
+    if (python_source(&fr->run, address, &k, &src) < 0) goto done;
+    double epoch = fr->run.now_epoch;
+    if (when == Py_None) fr->run.no_timestamp++;
+    else if ((epoch = PyFloat_AsDouble(when)) == -1.0 && PyErr_Occurred()) goto done;
+    rc = record_hit(&fr->run, &k, &src, epoch, line, n, text);
+done:
+    Py_XDECREF(r);
+    Py_DECREF(text);
+    return rc;
+}
+
+static int ensure(char **buf, size_t *cap, size_t want) {
+    if (want <= *cap) return 0;
+    size_t c = *cap ? *cap : 256;
+    while (c < want) c *= 2;
+    char *p = PyMem_Realloc(*buf, c);
+    if (p == NULL) { PyErr_NoMemory(); return -1; }
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+/* dots and colons of s outside [a, b) */
+static void count_outside(const char *s, size_t n, size_t a, size_t b, size_t *dots, size_t *colons) {
+    size_t d = 0, c = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == a && b > a) { i = b - 1; continue; }
+        d += s[i] == '.';
+        c += s[i] == ':';
+    }
+    *dots = d;
+    *colons = c;
+}
+
+/* engine._candidates: whether `s` holds, outside [a, b), an address other than `chosen` (an
+ * IPv4 address as an int): 1 yes (Python's ambiguity probe must look), 0 no, FALLBACK+1 a
+ * resource limit, -1 error. */
+static int other_address(FRun *fr, const char *s, size_t n, size_t a, size_t b, uint32_t chosen) {
+    Filter *f = fr->f;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->base.md);
+    size_t dots, colons;
+    count_outside(s, n, a, b, &dots, &colons);
+    int scan_v4 = dots >= 3, scan_v6 = colons >= 2;
+    for (int pass = 0; pass < 2; pass++) {
+        if (!(pass == 0 ? scan_v4 : scan_v6)) continue;
+        pcre2_code *code = pass == 0 ? f->v4 : f->v6;
+        size_t pos = 0;
+        while (pos <= n) {
+            int rc = pcre2_jit_match(code, (PCRE2_SPTR)s, n, pos, 0, f->base.md, f->base.mctx);
+            rc = f2b_rc(rc);
+            if (rc != 1) {
+                if (rc == 0) break;
+                return rc;
+            }
+            size_t start = ov[0], end = ov[1];
+            pos = end > start ? end : end + 1;
+            if (start < b && end > a) continue; /* the captured address itself */
+            uint32_t v4;
+            if (pass == 0 && parse_ipv4(s + start, end - start, &v4)) {
+                if (v4 != chosen) return 1;
+                continue;
+            }
+            /* anything else: Python's parse decides whether it is an address */
+            PyObject *text = PyUnicode_DecodeASCII(s + start, (Py_ssize_t)(end - start), NULL);
+            if (text == NULL) return -1;
+            PyObject *address = PyDict_GetItemWithError(fr->run.addresses, text);
+            if (address != NULL) Py_INCREF(address);
+            else if (!PyErr_Occurred()) address = PyObject_CallOneArg(fr->run.resolve, text);
+            Py_DECREF(text);
+            if (address == NULL) return -1;
+            int other = address != Py_None;
+            Py_DECREF(address);
+            if (other) return 1; /* an address that may equal the chosen one: Python decides */
+        }
+    }
+    return 0;
+}
+
+static int any_ignore(FRun *fr, const char *s, size_t n) {
+    Filter *f = fr->f;
+    for (Py_ssize_t i = 0; i < f->nignores; i++) {
+        int rc = f2b_rc(f2b_match(f, f->ignores[i].code, s, n));
+        if (rc != 0) return rc; /* 1: ignored */
+    }
+    return 0;
+}
+
+/* one line (d: its date, before: the last dated line or NULL): 0 done, FALLBACK: Python must
+ * decide it, -1 error */
+static int f2b_evaluate(FRun *fr, const char *line, size_t n, const Dated *d, const Dated *before) {
+    Filter *f = fr->f;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->base.md);
+    size_t cut = d->t >= 0 ? d->end - d->start : 0;
+    size_t blen = n - cut + 1;
+    if (ensure(&f->buf, &f->bufcap, blen) < 0) return -1;
+    char *buf = f->buf;
+    if (d->t >= 0) {
+        memcpy(buf, line, d->start);
+        memcpy(buf + d->start, line + d->end, n - d->end);
+    } else {
+        memcpy(buf, line, n);
+    }
+    buf[blen - 1] = '\n';
+    int rc;
+    if (f->nignores && f->ignore_first) {
+        rc = any_ignore(fr, buf, blen);
+        if (rc == 1) { fr->run.ignored++; return 0; }
+        if (rc != 0) return rc < 0 ? -1 : FALLBACK;
+    }
+    const char *text = buf;
+    size_t tlen = blen;
+    if (f->has_pref) {
+        rc = f2b_rc(f2b_match(f, f->pref.code, buf, blen));
+        if (rc != 1) return rc == 0 ? 0 : rc < 0 ? -1 : FALLBACK;
+        memcpy(f->pov, ov, 2 * ((size_t)f->pref.groups + 1) * sizeof(PCRE2_SIZE));
+        if (f->content > 0 && f->pov[2 * f->content] != PCRE2_UNSET &&
+            f->pov[2 * f->content + 1] > f->pov[2 * f->content]) {
+            size_t cs = f->pov[2 * f->content], ce = f->pov[2 * f->content + 1];
+            if (ensure(&f->buf2, &f->buf2cap, ce - cs + 1) < 0) return -1;
+            memcpy(f->buf2, buf + cs, ce - cs);
+            f->buf2[ce - cs] = '\n';
+            text = f->buf2;
+            tlen = ce - cs + 1;
+        }
+    }
+    Py_ssize_t first = 0;
+    if (f->has_union) {
+        rc = f2b_rc(f2b_match(f, f->uni.code, text, tlen));
+        if (rc != 1) return rc == 0 ? 0 : rc < 0 ? -1 : FALLBACK;
+        first = -1;
+        for (Py_ssize_t k = 0; k < f->nfails; k++)
+            if (ov[2 * f->markers[k]] != PCRE2_UNSET) { first = k; break; }
+        if (first < 0) { PyErr_SetString(PyExc_AssertionError, "union matched no marker"); return -1; }
+    }
+    for (Py_ssize_t idx = first; idx < f->nfails; idx++) {
+        Rx *fail = &f->fails[idx];
+        if (!may_start(fail->has_first, fail->first, text)) continue;
+        rc = f2b_rc(f2b_match(f, fail->code, text, tlen));
+        if (rc == 0) continue;
+        if (rc != 1) return rc < 0 ? -1 : FALLBACK;
+        PCRE2_SIZE *fov = f->fov;
+        memcpy(fov, ov, 2 * ((size_t)fail->groups + 1) * sizeof(PCRE2_SIZE));
+        if (f->nignores) {
+            rc = any_ignore(fr, text, tlen);
+            if (rc == 1) { fr->run.ignored++; return 0; }
+            if (rc != 0) return rc < 0 ? -1 : FALLBACK;
+        }
+        /* the groups: the prefregex's (but its content), then the failregex's that matched */
+        Val *vals = f->vals;
+        for (Py_ssize_t i = 0; i < f->nslots; i++) vals[i].p = NULL;
+        if (f->has_pref) {
+            for (Py_ssize_t i = 0; i < f->pref.ncaps; i++) {
+                int32_t cap = f->pref.cap_slot[2 * i];
+                if (cap == f->content || f->pov[2 * cap] == PCRE2_UNSET) continue;
+                Val *v = &vals[f->pref.cap_slot[2 * i + 1]];
+                v->p = buf + f->pov[2 * cap];
+                v->n = (Py_ssize_t)(f->pov[2 * cap + 1] - f->pov[2 * cap]);
+            }
+        }
+        for (Py_ssize_t i = 0; i < fail->ncaps; i++) {
+            int32_t cap = fail->cap_slot[2 * i];
+            if (fov[2 * cap] == PCRE2_UNSET) continue;
+            Val *v = &vals[fail->cap_slot[2 * i + 1]];
+            v->p = text + fov[2 * cap];
+            v->n = (Py_ssize_t)(fov[2 * cap + 1] - fov[2 * cap]);
+        }
+        for (Py_ssize_t i = 0; i < fail->nalts; i++) {
+            Val from = vals[fail->alts[2 * i]];
+            if (val_true(from) && !val_true(vals[fail->alts[2 * i + 1]])) vals[fail->alts[2 * i + 1]] = from;
+        }
+        /* the ambiguity probe stays in Python: a line whose address is not a dotted quad, or
+         * whose text may hold another address, goes there whole */
+        const char *own_text = NULL;
+        size_t own_len = 0, os = 0, oe = 0;
+        const PCRE2_SIZE *src_ov = NULL;
+        int32_t cap = 0;
+        if (fail->ip4 && fov[2 * fail->ip4] != PCRE2_UNSET) { src_ov = fov; cap = fail->ip4; own_text = text; own_len = tlen; }
+        else if (fail->ip6 && fov[2 * fail->ip6] != PCRE2_UNSET) { src_ov = fov; cap = fail->ip6; own_text = text; own_len = tlen; }
+        else if (f->has_pref && f->pref.ip4 && f->pov[2 * f->pref.ip4] != PCRE2_UNSET) { src_ov = f->pov; cap = f->pref.ip4; own_text = buf; own_len = blen; }
+        else if (f->has_pref && f->pref.ip6 && f->pov[2 * f->pref.ip6] != PCRE2_UNSET) { src_ov = f->pov; cap = f->pref.ip6; own_text = buf; own_len = blen; }
+        if (src_ov != NULL) {
+            uint32_t v4;
+            os = src_ov[2 * cap]; oe = src_ov[2 * cap + 1];
+            if (!parse_ipv4(own_text + os, oe - os, &v4)) return FALLBACK;
+            rc = other_address(fr, own_text, own_len, os, oe, v4);
+            if (rc != 0) return rc < 0 ? -1 : FALLBACK;
+        }
+        Val *g = vals;
+        const char *mlfid = NULL;
+        Py_ssize_t mlfid_n = 0;
+        if (f->s_mlfid >= 0 && vals[f->s_mlfid].p != NULL) {
+            mlfid = vals[f->s_mlfid].p;
+            mlfid_n = vals[f->s_mlfid].n;
+            Py_ssize_t nusers;
+            if (cache_merge(fr->cache, mlfid, mlfid_n, vals, fr->cache_now, &g, &nusers) < 0) return -1;
+        }
+        if (f->s_nofail >= 0 && val_true(g[f->s_nofail])) return 0;
+        Key k;
+        Source src;
+        int skip = 0, found = 0;
+        for (int which = 0; which < 2 && !found; which++) {
+            int s = which == 0 ? f->s_ip4 : f->s_ip6;
+            if (s < 0 || g[s].p == NULL) continue;
+            if (host_source(&fr->run, g[s].p, (size_t)g[s].n, &k, &src, &skip) < 0) return -1;
+            if (skip) { fr->run.invalid_host++; return 0; }
+            found = 1;
+        }
+        if (!found && f->s_dns >= 0 && g[f->s_dns].p != NULL) { fr->dns_host++; return 0; }
+        if (!found && f->s_fid >= 0 && g[f->s_fid].p != NULL) {
+            if (host_source(&fr->run, g[f->s_fid].p, (size_t)g[f->s_fid].n, &k, &src, &skip) < 0) return -1;
+            if (skip) { fr->no_address++; return 0; }
+            found = 1;
+        }
+        if (!found) { /* pending: the failure waits for its address */
+            if (mlfid != NULL) cache_pending(fr->cache, mlfid, mlfid_n);
+            return 0;
+        }
+        double epoch;
+        int dated = d->t >= 0 && d->end > d->start;
+        int when = f2b_time(fr, dated ? d : before, &epoch);
+        if (when < 0) return -1;
+        if (when == 0) { fr->run.no_timestamp++; epoch = fr->run.now_epoch; }
+        return record_hit(&fr->run, &k, &src, epoch, line, n, NULL);
+    }
+    return 0;
+}
+
+static int f2b_line(FRun *fr, const char *line, size_t n) {
+    Dated d = {line, n, -1, 0, 0, -1};
+    const Dated *before = fr->has_last ? &fr->last : NULL;
+    Dated saved;
+    if (before != NULL) { saved = *before; before = &saved; }
+    int rc = date_find(fr->f, line, n, &d);
+    if (rc < 0) return -1;
+    if (rc != 1) { /* PCRE2 gave up on a date template: Python decides, and holds the date */
+        if (f2b_python(fr, line, n, before) < 0) return -1;
+        fr->has_last = 0;
+        return 0;
+    }
+    rc = f2b_evaluate(fr, line, n, &d, before);
+    if (rc < 0) return -1;
+    if (rc == FALLBACK && f2b_python(fr, line, n, before) < 0) return -1;
+    if (d.t >= 0 && d.end > d.start) {
+        fr->last = d;
+        fr->has_last = 1;
+    }
+    return 0;
+}
+
+/* scan(block, windows, rule, tally, tallied, addresses, resolve, now_epoch, cache, cache_now,
+ *      hooks) -> (hits, ignored, invalid_host, no_timestamp, dns_host, no_address, alerts,
+ *                 last dated line or None)
+ * block: ASCII bytes, "\n" + lines joined by "\n" (no CR, no NUL). */
+static PyObject *filter_scan(Filter *f, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 11 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan(block: bytes, windows, rule, tally, tallied, "
+                        "addresses, resolve, now_epoch, cache, cache_now, hooks)");
+        return NULL;
+    }
+    if (f->names == NULL) { PyErr_SetString(PyExc_RuntimeError, "Filter not initialised"); return NULL; }
+    FRun fr;
+    memset(&fr, 0, sizeof fr);
+    Run *run = &fr.run;
+    run->sc = &f->base;
+    fr.f = f;
+    if (args[1] != Py_None) {
+        if (!PyObject_TypeCheck(args[1], &WindowsType)) { PyErr_SetString(PyExc_TypeError, "windows"); return NULL; }
+        run->windows = (Windows *)args[1];
+    }
+    run->rule = args[2];
+    run->tally = args[3] == Py_None ? NULL : args[3];
+    if (run->tally != NULL && !PyDict_Check(run->tally)) { PyErr_SetString(PyExc_TypeError, "tally"); return NULL; }
+    if (!PyDict_Check(args[5])) { PyErr_SetString(PyExc_TypeError, "addresses"); return NULL; }
+    run->tallied = args[4]; run->addresses = args[5]; run->resolve = args[6];
+    run->now_epoch = PyFloat_AsDouble(args[7]);
+    if (run->now_epoch == -1.0 && PyErr_Occurred()) return NULL;
+    if (!PyObject_TypeCheck(args[8], &FailureCacheType) || ((FailureCache *)args[8])->names == NULL) {
+        PyErr_SetString(PyExc_TypeError, "cache: an initialised FailureCache");
+        return NULL;
+    }
+    fr.cache = (FailureCache *)args[8];
+    if (PyObject_RichCompareBool(fr.cache->names, f->names, Py_EQ) != 1) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "the cache's names are not the filter's");
+        return NULL;
+    }
+    fr.cache_now = now_of(args[9]);
+    if (fr.cache_now == -1.0 && PyErr_Occurred()) return NULL;
+    fr.hooks = args[10];
+    if (f->base.busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Filter.scan is not reentrant (one detector, one thread)");
+        return NULL;
+    }
+    run->alerts = PyList_New(0);
+    if (run->alerts == NULL) return NULL;
+    f->base.busy = 1;
+    const char *block = PyBytes_AS_STRING(args[0]);
+    size_t size = (size_t)PyBytes_GET_SIZE(args[0]);
+    int failed = 0;
+    size_t pos = size > 0 && block[0] == '\n' ? 1 : 0;
+    while (pos <= size && size > 0) {
+        const char *nl = memchr(block + pos, '\n', size - pos);
+        size_t end = nl ? (size_t)(nl - block) : size;
+        if (f2b_line(&fr, block + pos, end - pos) < 0) { failed = 1; break; }
+        pos = end + 1;
+        if (nl == NULL) break;
+    }
+    if (tally_flush(run) < 0) failed = 1;
+    f->base.busy = 0;
+    if (failed) { Py_DECREF(run->alerts); return NULL; }
+    PyObject *last = fr.has_last ? line_text(fr.last.line, fr.last.n) : Py_NewRef(Py_None);
+    if (last == NULL) { Py_DECREF(run->alerts); return NULL; }
+    return Py_BuildValue("(nnnnnnNN)", run->hits, run->ignored, run->invalid_host, run->no_timestamp,
+                         fr.dns_host, fr.no_address, run->alerts, last);
+}
+
+static PyMethodDef filter_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))filter_scan, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FilterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shieldwall.detect._native.Filter",
+    .tp_basicsize = sizeof(Filter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)filter_init,
+    .tp_dealloc = (destructor)filter_dealloc,
+    .tp_methods = filter_methods,
+    .tp_doc = "a fail2ban filter (maxlines = 1) over blocks of ASCII lines (see native.py)",
+};
+
 /* ------------------------------------------------------------------ module */
 
 /* search(pattern, subject, pos) -> None | tuple of (start, end) per group (-1 unset):
@@ -1224,18 +2348,26 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&WindowsType) < 0 || PyType_Ready(&ScannerType) < 0) return NULL;
+    if (PyType_Ready(&WindowsType) < 0 || PyType_Ready(&ScannerType) < 0 ||
+        PyType_Ready(&FailureCacheType) < 0 || PyType_Ready(&FilterType) < 0)
+        return NULL;
     S_ip = PyUnicode_InternFromString("_ip");
     S_version = PyUnicode_InternFromString("_version");
     S_epoch = PyUnicode_InternFromString("epoch");
     S_minute_base = PyUnicode_InternFromString("minute_base");
-    if (!S_ip || !S_version || !S_epoch || !S_minute_base) return NULL;
+    S_line = PyUnicode_InternFromString("line");
+    S_epoch_of = PyUnicode_InternFromString("epoch_of");
+    if (!S_ip || !S_version || !S_epoch || !S_minute_base || !S_line || !S_epoch_of) return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL) return NULL;
     Py_INCREF(&WindowsType);
     Py_INCREF(&ScannerType);
+    Py_INCREF(&FailureCacheType);
+    Py_INCREF(&FilterType);
     if (PyModule_AddObject(m, "Windows", (PyObject *)&WindowsType) < 0 ||
-        PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0 ||
+        PyModule_AddObject(m, "FailureCache", (PyObject *)&FailureCacheType) < 0 ||
+        PyModule_AddObject(m, "Filter", (PyObject *)&FilterType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

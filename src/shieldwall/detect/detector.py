@@ -167,7 +167,9 @@ class _Unit:
         self.rule = rule
         self.name = rule.name
         # a dialect = "fail2ban" rule brings its own engine (matching, dates, multi-line state)
-        engine = rule.fail2ban.engine(tz, counters) if rule.fail2ban is not None else None
+        engine = (
+            rule.fail2ban.engine(tz, counters, native=native) if rule.fail2ban is not None else None
+        )
         self.matcher: Matcher | Fail2banEngine = engine or Matcher(rule, counters)
         self.match = self.matcher.match
         self.parse = engine.parse if engine is not None else TimeParser(rule.datepattern, tz).parse
@@ -195,6 +197,14 @@ class _Unit:
         if not self.c_path or self.scanner is None:
             return None
         return self.scanner.native
+
+    @property
+    def c_filter(self) -> Fail2banEngine | None:
+        """The rule's fail2ban engine when it runs its filter in C, or None."""
+        matcher = self.matcher
+        if not self.c_path or not isinstance(matcher, Fail2banEngine) or matcher.native is None:
+            return None
+        return matcher
 
     def one_line(self, line: str) -> Address | None:
         """The source of ``line`` matched alone (the C scan's way out for odd lines)."""
@@ -370,9 +380,12 @@ class Detector:
             runs = [(data, True, len(batch))] if text is None else _ascii_runs(data, batch)
         block = text or ""  # the text, made for the first rule that needs it
         for order, unit in enumerate(self._units):
-            if runs is not None and unit.c_scanner is not None:
+            engine = unit.c_filter if runs is not None else None
+            if runs is not None and (engine is not None or unit.c_scanner is not None):
                 for run, ascii_run, count in runs:  # in line order: buckets see hits in order
-                    if ascii_run:
+                    if ascii_run and engine is not None:
+                        total += self._filter_run(unit, engine, run, now, detection)
+                    elif ascii_run:
                         total += self._native_run(unit, run, now, detection)
                     else:
                         text = run.decode("utf-8")
@@ -444,13 +457,39 @@ class Detector:
             unit.one_line,
         )
         counters = self.counters
-        for name, value in (
-            ("ignored", ignored),
-            ("invalid_host", invalid),
-            ("no_timestamp", undated),
-        ):
+        for name, value in (("ignored", ignored), ("invalid_host", invalid)):
             if value:
                 counters.inc(name, value)
+        return self._native_done(unit, found, undated, alerts, detection)
+
+    def _filter_run(
+        self,
+        unit: _Unit,
+        engine: Fail2banEngine,
+        data: bytes,
+        now: datetime,
+        detection: Detection,
+    ) -> int:
+        """A fail2ban rule over an ASCII block, in C (the engine's filter); returns its hits."""
+        found, undated, alerts = engine.scan(
+            data,
+            None if unit.counts_only else unit.buckets.native,
+            unit.name,
+            detection.tally,
+            Tallied,
+            unit.addresses,
+            unit.resolve,
+            now,
+        )
+        return self._native_done(unit, found, undated, alerts, detection)
+
+    def _native_done(
+        self, unit: _Unit, found: int, undated: int, alerts: list[Any], detection: Detection
+    ) -> int:
+        """After a C run: hits without a time counted, the C buckets synced, their alerts."""
+        if undated:
+            self.counters.inc("no_timestamp", undated)
+        buckets = unit.buckets
         buckets.sync()
         detection.alerts.extend(buckets.native_alert(unit.name, raw) for raw in alerts)
         return int(found)

@@ -22,15 +22,30 @@ extension an error at import (the test suite runs so under CI).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
+import warnings
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from shieldwall.detect.fail2ban.tags import RE_PARSER
+import regex as _regex
 
-__all__ = ["NATIVE", "Unsupported", "native_module", "pcre2_pattern"]
+from shieldwall.detect.fail2ban.tags import ADDRESS_GROUPS, RE_PARSER, ExpandedRegex
+
+if TYPE_CHECKING:
+    from shieldwall.detect.fail2ban.engine import CompiledFilter
+
+__all__ = [
+    "NATIVE",
+    "NativeFilter",
+    "Unsupported",
+    "fail2ban_filter",
+    "native_module",
+    "pcre2_pattern",
+]
 
 _CONSTANTS: Any = importlib.import_module("re._constants")
 
@@ -83,14 +98,21 @@ _FLAGS: Final = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"))
 _NEUTRAL_FLAGS: Final = re.UNICODE | re.ASCII | re.VERBOSE  # same meaning on ASCII text
 _SPELLED: Final = re.IGNORECASE | re.MULTILINE | re.DOTALL  # written into the PCRE2 pattern
 _MAX_COUNT: Final = 65535  # PCRE2's largest repeat count
+_ONE_CHAR: Final = frozenset(
+    (_CONSTANTS.LITERAL, _CONSTANTS.NOT_LITERAL, _CONSTANTS.ANY, _CONSTANTS.IN)
+)
 
 
 def pcre2_pattern(pattern: str, flags: int = 0) -> str:
     """``pattern`` (Python ``re`` syntax, with ``flags``) in PCRE2 syntax, with the same
     matches and the same group numbers on ASCII text. Raises :class:`Unsupported`."""
     try:
-        tree = RE_PARSER.parse(pattern, flags)
-    except re.error as exc:
+        with warnings.catch_warnings():
+            # "possible nested set" and the like: a construct that the regex module may
+            # read otherwise (a POSIX class) has no single meaning to rewrite
+            warnings.simplefilter("error")
+            tree = RE_PARSER.parse(pattern, flags)
+    except (re.error, Warning) as exc:
         raise Unsupported(f"not a Python regex: {exc}") from exc
     return _flag_prefix(tree.state.flags) + _seq(tree.data)
 
@@ -146,7 +168,12 @@ def _item(op: Any, av: Any) -> str:
             raise Unsupported("a repeat count above 65535")
         count = f"{{{low},}}" if high is c.MAXREPEAT else f"{{{low},{high}}}"
         mode = "?" if op is c.MIN_REPEAT else "+" if op is not c.MAX_REPEAT else ""
-        return f"(?:{_seq(body)}){count}{mode}"
+        inner = _seq(body)
+        if len(body) == 1 and body[0][0] in _ONE_CHAR:
+            # a repeated character or class is written bare: PCRE2 then repeats it as one
+            # item (and can make it possessive), where a group repeat backtracks group-wise
+            return f"{inner}{count}{mode}"
+        return f"(?:{inner}){count}{mode}"
     if op is c.AT:
         if av not in _AT:
             raise Unsupported(f"assertion {av}")
@@ -191,3 +218,266 @@ def _set(items: Any) -> str:
     if not parts:
         raise Unsupported("an empty set")
     return f"[{'^' if negate else ''}{''.join(parts)}]"
+
+
+# ------------------------------------------------------------------ fail2ban filters
+
+_REGEX_FLAGS: Final = (
+    (_regex.IGNORECASE, re.IGNORECASE),
+    (_regex.MULTILINE, re.MULTILINE),
+    (_regex.DOTALL, re.DOTALL),
+    (_regex.VERBOSE, re.VERBOSE),
+    (_regex.UNICODE, re.UNICODE),
+    (_regex.ASCII, re.ASCII),
+)
+_SPECIAL_GROUPS: Final = (
+    *ADDRESS_GROUPS,
+    "dns",
+    "fid",
+    "mlfid",
+    "nofail",
+    "mlfgained",
+    "mlfforget",
+    "user",
+)
+
+
+def _re_flags(flags: int) -> int:
+    """The ``regex`` module's flags of a fail2ban regex as ``re`` flags (``VERSION0`` is
+    ``re``'s own behaviour); others (``VERSION1``, ``FULLCASE``…) are Unsupported."""
+    out = 0
+    for theirs, ours in _REGEX_FLAGS:
+        if flags & theirs:
+            out |= ours
+            flags &= ~theirs
+    flags &= ~_regex.VERSION0
+    if flags:
+        raise Unsupported(f"regex module flags {flags:#x}")
+    return out
+
+
+def first_bytes(pattern: str, flags: int = 0) -> bytes | None:
+    """A 256-bit map of the bytes every match of ``pattern`` (Python ``re`` syntax) starts
+    with, when the pattern is anchored at the text's start (a leading ``^``, no MULTILINE) and
+    cannot match the empty string; else None. A superset: lookarounds count as empty. The C
+    filter skips a failregex whose map does not hold the text's first byte (a PCRE2 call costs
+    about 20 ns even when it fails at once)."""
+    try:
+        tree = RE_PARSER.parse(pattern, flags)
+    except Exception:
+        return None
+    top = tree.state.flags
+    data = list(tree.data)
+    if (
+        top & (re.MULTILINE | re.VERBOSE)
+        or not data
+        or data[0] != (RE_PARSER.AT, RE_PARSER.AT_BEGINNING)
+    ):
+        return None
+    found, nullable = _first_of(data[1:], bool(top & re.IGNORECASE))
+    if found is None or nullable:
+        return None
+    bitmap = bytearray(32)
+    for byte in found:
+        bitmap[byte >> 3] |= 1 << (byte & 7)
+    return bytes(bitmap)
+
+
+def _first_of(items: Any, caseless: bool) -> tuple[set[int] | None, bool]:
+    """(the bytes a match of ``items`` may start with — None: any —, whether it may be empty)"""
+    out: set[int] = set()
+    for op, av in items:
+        found, nullable = _first_item(op, av, caseless)
+        if found is None:
+            return None, False
+        out |= found
+        if not nullable:
+            return out, False
+    return out, True
+
+
+def _cased(code: int, caseless: bool) -> set[int]:
+    char = chr(code)
+    if not (caseless and char.isalpha()):
+        return {code}
+    # and any non-ASCII character: Unicode case folding pairs "k" with KELVIN SIGN
+    return {ord(char.lower()), ord(char.upper()), *_NON_ASCII}
+
+
+_NON_ASCII: Final = frozenset(range(128, 256))  # any byte of a non-ASCII character
+_CATEGORY_BYTES: Final = {
+    _CONSTANTS.CATEGORY_DIGIT: frozenset(b"0123456789") | _NON_ASCII,
+    _CONSTANTS.CATEGORY_WORD: frozenset(re.sub(rb"[^0-9A-Za-z_]", b"", bytes(range(128))))
+    | _NON_ASCII,
+    _CONSTANTS.CATEGORY_SPACE: frozenset(b"\t\n\v\f\r\x1c\x1d\x1e\x1f ") | _NON_ASCII,
+}
+_CATEGORY_BYTES.update(
+    {
+        _CONSTANTS.CATEGORY_NOT_DIGIT: frozenset(range(256)) - frozenset(b"0123456789"),
+        _CONSTANTS.CATEGORY_NOT_WORD: frozenset(range(256))
+        - (_CATEGORY_BYTES[_CONSTANTS.CATEGORY_WORD] - _NON_ASCII),
+        _CONSTANTS.CATEGORY_NOT_SPACE: frozenset(range(256))
+        - (_CATEGORY_BYTES[_CONSTANTS.CATEGORY_SPACE] - _NON_ASCII),
+    }
+)
+
+
+def _set_bytes(items: Any, caseless: bool) -> set[int]:
+    """The bytes that may start a character of set ``items`` (a superset)."""
+    c = _CONSTANTS
+    out: set[int] = set()
+    negate = False
+    for kind, value in items:
+        if kind is c.NEGATE:
+            negate = True
+        elif kind is c.LITERAL:
+            out |= _cased(value, caseless) if value <= 127 else set(_NON_ASCII)
+        elif kind is c.RANGE:
+            for code in range(value[0], min(value[1], 127) + 1):
+                out |= _cased(code, caseless)
+            if value[1] > 127:
+                out |= _NON_ASCII
+        elif kind is c.CATEGORY and value in _CATEGORY_BYTES:
+            out |= _CATEGORY_BYTES[value]
+        else:
+            return set(range(256))
+    if negate:  # the complement, and any non-ASCII character
+        return (set(range(128)) - out) | set(_NON_ASCII)
+    return out
+
+
+def _first_item(op: Any, av: Any, caseless: bool) -> tuple[set[int] | None, bool]:
+    c = _CONSTANTS
+    if op is c.LITERAL:
+        return (_cased(av, caseless) if av <= 127 else set(_NON_ASCII)), False
+    if op is c.IN:
+        return _set_bytes(av, caseless), False
+    if op is c.NOT_LITERAL:
+        if av > 127:
+            return set(range(256)), False
+        return (set(range(128)) - _cased(av, caseless)) | set(_NON_ASCII), False
+    if op is c.SUBPATTERN:
+        _, add, remove, body = av
+        return _first_of(
+            body, (caseless or bool(add & re.IGNORECASE)) and not remove & re.IGNORECASE
+        )
+    if op is getattr(c, "ATOMIC_GROUP", None):
+        return _first_of(av, caseless)
+    if op is c.BRANCH:
+        return _union([_first_of(branch, caseless) for branch in av[1]])
+    if op is c.GROUPREF_EXISTS:
+        _, yes, no = av
+        return _union([_first_of(yes, caseless), _first_of(no or [], caseless)])
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+        low, _, body = av
+        found, nullable = _first_of(body, caseless)
+        return found, nullable or low == 0
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+        return set(), True  # zero-width: what follows starts the match (a superset)
+    return None, False
+
+
+def _union(parts: list[tuple[set[int] | None, bool]]) -> tuple[set[int] | None, bool]:
+    out: set[int] = set()
+    for found, _ in parts:
+        if found is None:
+            return None, False
+        out |= found
+    return out, any(nullable for _, nullable in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeFilter:
+    """A fail2ban filter compiled for the C path: ``filter`` is the ``_native.Filter``;
+    ``names`` the group names its failure cache (``_native.FailureCache``) is keyed by."""
+
+    filter: Any
+    names: tuple[str, ...]
+
+    def cache(self) -> Any:
+        """A new, empty failure cache for this filter (the engine's multi-line state)."""
+        if NATIVE is None:
+            raise RuntimeError("the C extension is not loaded")
+        return NATIVE.FailureCache(self.names)
+
+
+def fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
+    """``compiled`` for the C path (``_native.Filter``: engine.py's evaluation in C), or None
+    when it must stay in Python: the extension is not built, ``maxlines`` > 1, a
+    ``distinct`` field, or a regex without an exact PCRE2 rewrite. Shared by detectors."""
+    if NATIVE is None or compiled.maxlines != 1 or compiled.distinct is not None:
+        return None
+    return _fail2ban_filter(compiled)
+
+
+@functools.lru_cache(maxsize=128)
+def _fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
+    module = NATIVE
+    if module is None:
+        return None
+    from shieldwall.detect.fail2ban.engine import _V4, _V6
+
+    regexes = [f.expanded for f in compiled.failregex]
+    if compiled.prefregex is not None:
+        regexes.append(compiled.prefregex)
+    found = {name for r in regexes for name in r.regex.groupindex}
+    found |= {b for f in compiled.failregex for _, b in f.expanded.alternates}
+    names = tuple(sorted(found | set(_SPECIAL_GROUPS)))
+    slot = {name: i for i, name in enumerate(names)}
+
+    def spec(expanded: ExpandedRegex) -> tuple[Any, ...]:
+        regex = expanded.regex
+        index = regex.groupindex
+        flags = _re_flags(regex.flags)
+        return (
+            pcre2_pattern(regex.pattern, flags),
+            tuple((number, slot[name]) for name, number in index.items() if name in slot),
+            index.get("ip4", 0),
+            index.get("ip6", 0),
+            tuple((slot[a], slot[b]) for a, b in expanded.alternates),
+            first_bytes(regex.pattern, flags),
+        )
+
+    try:
+        templates = tuple(
+            (
+                pcre2_pattern(t.regex.pattern, t.regex.flags),
+                t.group,
+                t.regex.groupindex.get("S", 0) if t.kind == "pattern" else 0,
+                t.anchored,
+                first_bytes(t.regex.pattern, t.regex.flags),
+            )
+            for t in compiled.dates or ()
+        )
+        ignores = tuple(
+            (pcre2_pattern(r.regex.pattern, _re_flags(r.regex.flags)), (), 0, 0, (), None)
+            for r in compiled.ignoreregex
+        )
+        pref = compiled.prefregex
+        fails = tuple(spec(f.expanded) for f in compiled.failregex)
+        union = None
+        # the failregex in turn, each skipped unless the text starts with one of its first
+        # bytes, beat the union (one long alternation) when every failregex has such a map
+        if compiled.union is not None and any(f[-1] is None for f in fails):
+            markers = tuple(
+                compiled.union.groupindex[f"_{k}"] for k in range(len(compiled.failregex))
+            )
+            union = (
+                pcre2_pattern(compiled.union.pattern, _re_flags(compiled.union.flags)),
+                markers,
+            )
+        built = module.Filter(
+            names,
+            templates,
+            ignores,
+            bool(compiled.ignoreregex) and len(compiled.ignoreregex) < len(compiled.failregex) - 2,
+            None if pref is None else spec(pref),
+            0 if pref is None else pref.regex.groupindex.get("content", 0),
+            union,
+            fails,
+            pcre2_pattern(_V4.pattern, _V4.flags),
+            pcre2_pattern(_V6.pattern, _V6.flags),
+        )
+    except (Unsupported, ValueError, KeyError):
+        return None
+    return NativeFilter(built, names)

@@ -40,10 +40,10 @@ Differences, all on the safe side:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
-from typing import Final
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Any, Final
 
 import regex as _regex
 
@@ -60,6 +60,9 @@ from shieldwall.detect.fail2ban.tags import (
 from shieldwall.detect.matcher import MatchExplanation, MatchResult, cached_address
 from shieldwall.errors import RuleError
 from shieldwall.model import Address, Counters
+
+if TYPE_CHECKING:
+    from shieldwall.detect.native import NativeFilter
 
 __all__ = ["MAX_OTHER_ADDRESSES", "REGEX_TIMEOUT", "CompiledFilter", "Fail2banEngine", "Outcome"]
 
@@ -261,8 +264,12 @@ class CompiledFilter:
             union_risky=any(f.expanded.risky for f in fails),
         )
 
-    def engine(self, tz: tzinfo, counters: Counters | None = None) -> Fail2banEngine:
-        return Fail2banEngine(self, tz, counters)
+    def engine(
+        self, tz: tzinfo, counters: Counters | None = None, *, native: bool = False
+    ) -> Fail2banEngine:
+        """Per-detector state; ``native=True`` compiles the filter for the C path too when it
+        can run there (:func:`~shieldwall.detect.native.fail2ban_filter`)."""
+        return Fail2banEngine(self, tz, counters, native)
 
 
 @dataclass(slots=True)
@@ -282,9 +289,10 @@ class Outcome:
 class _State:
     __slots__ = ("buffer", "cache", "now")
 
-    def __init__(self, maxlines: int) -> None:
+    def __init__(self, maxlines: int, cache: FailureCache | None = None) -> None:
         self.buffer = LineBuffer(maxlines)
-        self.cache = FailureCache()
+        # the C path's cache (_native.FailureCache: same methods) when the filter runs there
+        self.cache = cache if cache is not None else FailureCache()
         self.now: float | None = None  # the detector's clock, for the cache's expiry
 
 
@@ -296,23 +304,42 @@ class Fail2banEngine:
         "_finder",
         "_found",
         "_last_date",
+        "_now",
         "_state",
         "_text",
         "_tz",
         "compiled",
         "last",
+        "native",
     )
 
-    def __init__(self, compiled: CompiledFilter, tz: tzinfo, counters: Counters | None) -> None:
+    def __init__(
+        self,
+        compiled: CompiledFilter,
+        tz: tzinfo,
+        counters: Counters | None,
+        native: bool = False,
+    ) -> None:
         self.compiled = compiled
         self._tz = tz
         self._counters = counters if counters is not None else Counters()
         self._finder = DateFinder(compiled.dates) if compiled.dates is not None else None
-        self._state = _State(compiled.maxlines)
+        self.native: NativeFilter | None = None
+        if native:  # native.py imports this package: imported here
+            from shieldwall.detect.native import fail2ban_filter
+
+            self.native = fail2ban_filter(compiled)
+        """The filter compiled for the C path (:meth:`scan`), or None."""
+        self._state = self._new_state()
         self._text: str | None = None
         self._found: DateMatch | None = None
         self._last_date: DateMatch | None = None
+        self._now = datetime.now(UTC)
         self.last: Outcome | None = None
+
+    def _new_state(self) -> _State:
+        native = self.native
+        return _State(self.compiled.maxlines, None if native is None else native.cache())
 
     # -- the Matcher/TimeParser interface used by the Detector --------------------------
 
@@ -375,8 +402,114 @@ class Fail2banEngine:
 
     def reset(self) -> None:
         """Forget the multi-line state and the last date."""
-        self._state = _State(self.compiled.maxlines)
+        self._state = self._new_state()
         self._text = self._found = self._last_date = None
+
+    # -- the C path (native.py): a block of ASCII lines, with these hooks for Python's part --
+
+    def scan(
+        self,
+        block: bytes,
+        windows: object,
+        rule: str,
+        tally: dict[Any, Any] | None,
+        tallied: object,
+        addresses: dict[str, Address | None],
+        resolve: Callable[[str], Address | None],
+        now: datetime,
+    ) -> tuple[int, int, list[Any]]:
+        """Run ``block`` (``"\n"`` + ASCII lines joined by ``"\n"``) through the C filter:
+        hits are counted into ``tally`` and poured into the C window buckets ``windows``;
+        returns (hits, hits without a time, raw alerts). The multi-line state and the last
+        date are this engine's, shared with :meth:`match`."""
+        native = self.native
+        if native is None:
+            raise RuntimeError(f"{self.compiled.origin}: not compiled for the C path")
+        self._now = now
+        state = self._state
+        found, ignored, invalid, undated, dns, no_address, alerts, last = native.filter.scan(
+            block, windows, rule, tally, tallied, addresses, resolve, now.timestamp(),
+            state.cache, state.now, self,
+        )  # fmt: skip
+        if last is not None:
+            self._note_date(last)
+        counters = self._counters
+        for name, value in (
+            ("ignored", ignored),
+            ("invalid_host", invalid),
+            ("dns_host", dns),
+            ("no_address", no_address),
+        ):
+            if value:
+                counters.inc(name, value)
+        return found, undated, alerts
+
+    def _note_date(self, text: str) -> None:
+        """``text`` (a line with a non-empty date) is the last dated line seen."""
+        found = self._finder.find(text) if self._finder is not None else None
+        if found is None or found.end == found.start:
+            raise AssertionError(f"the C date search differs from Python's on {text!r}")
+        self._last_date = found
+        self._text = self._found = None
+
+    def line(self, text: str, last: str | None) -> tuple[Address, float | None] | None:
+        """Hook of the C path: ``text`` decided in Python (:meth:`match`), after ``last``,
+        the last dated line before it (None: the one this engine holds)."""
+        if last is not None:
+            self._note_date(last)
+        found = self.match(text)
+        if found is None:
+            return None
+        at = self.parse(text, self._now)
+        return found.source, None if at is None else at.timestamp()
+
+    def epoch_of(self, text: str | None) -> float | None:
+        """Hook of the C path: the time of ``text`` (a line with a date), or with None of the
+        last dated line this engine holds."""
+        if text is None:
+            found = self._last_date
+        else:
+            found = self._finder.find(text) if self._finder is not None else None
+        if found is None or found.end == found.start:
+            return None
+        at = DateFinder.convert(found, self._now, self._tz)
+        return None if at is None else at.timestamp()
+
+    def minute_base(
+        self, text: str, template: int, start: int, end: int, second: int
+    ) -> float | None:
+        """Hook of the C path: the time of ``text`` with second 00 when every second ``ss``
+        of that minute is that time plus ``ss`` (the same template, span and fields with
+        ``00`` and ``59``, a minute apart: no change of year or offset inside it); else
+        None. ``template``, ``start``, ``end`` are the C search's result, checked here."""
+        finder = self._finder
+        if finder is None:
+            raise RuntimeError("a filter without dates has no minutes")
+        chosen = finder.templates[template]
+        found = finder.find(text)
+        if (
+            found is None
+            or found.template is not chosen
+            or (found.start, found.end) != (start, end)
+        ):
+            raise AssertionError(f"the C date search differs from Python's on {text!r}")
+        fields = dict(found.match.groupdict(), S=None)
+        bounds = []
+        for digits in ("00", "59"):
+            variant = text[:second] + digits + text[second + 2 :]
+            other = finder.find(variant)
+            if (
+                other is None
+                or other.template is not chosen
+                or (other.start, other.end) != (start, end)
+                or dict(other.match.groupdict(), S=None) != fields
+            ):
+                return None
+            at = DateFinder.convert(other, self._now, self._tz)
+            if at is None:
+                return None
+            bounds.append(at.timestamp())
+        return bounds[0] if bounds[1] - bounds[0] == 59 else None
 
 
 def _ignored(compiled: CompiledFilter, text: str) -> int | None:
@@ -555,7 +688,7 @@ def _evaluate(
         outcome = _attribute(index, groups)
         if outcome.reason == "pending":
             if mlfid is not None:
-                groups["mlfpending"] = 1
+                state.cache.pending(str(mlfid))
             if doubt is not None:
                 return Outcome("ambiguous-host", f"failregex[{index}] matches but {doubt}", index)
         return outcome

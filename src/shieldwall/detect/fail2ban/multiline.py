@@ -164,3 +164,11 @@ class FailureCache:
             groups.pop("nofail", None)
             groups.pop("mlfgained", None)
         return groups
+
+    def pending(self, mlfid: str) -> None:
+        """Mark the failure ``mlfid`` (just merged) as waiting for its address: the next line
+        of the same id is a failure even if it is a helper (see :meth:`merge`). Nothing
+        happens if the id is not cached (the line ended it)."""
+        item = self._entries.get(mlfid)
+        if item is not None:
+            item[0]["mlfpending"] = 1

@@ -9,8 +9,9 @@ distinct sources), then times on ONE core:
 
 * shieldwall: the agent's own path — ``FileSource`` reads the file in chunks, ``Detector.
   feed_many(hits=False, tally=True)`` detects and counts hits per source, as the agent does
-  for its sightings (native rules, and fail2ban's own filter files). Native rules take the
-  C path when the extension is built (``shieldwall.detect.native``; the worker prints which
+  for its sightings (native rules, and fail2ban's own filter files). Both take the C path
+  when the extension is built (``shieldwall.detect.native``: native rules as a block scan,
+  fail2ban filters with ``maxlines = 1`` through ``_native.Filter``; the worker prints which
   path ran; ``SHIELDWALL_NATIVE=0`` measures the pure-Python one);
 * ``fail2ban-regex`` (Debian package ``fail2ban``) on the same file with its own filter.
 
@@ -205,9 +206,9 @@ while True:
     alerts += len(found.alerts)
 cpu = time.process_time() - t0; wall = time.perf_counter() - w0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-from shieldwall.detect import native
 print(json.dumps({"lines": lines + skipped, "skipped": skipped, "hits": det.counters.get("hits"),
-                  "path": "C" if native.NATIVE is not None and kind == "native" else "Python",
+                  "path": "C" if any(u.c_scanner is not None or u.c_filter is not None
+                                     for u in det._units) else "Python",
                   "alerts": alerts, "cpu_s": cpu, "wall_s": wall, "rss_mb": rss,
                   "counters": det.counters.values}))
 """

@@ -124,7 +124,7 @@ def test_constructs_without_an_exact_rewrite_are_refused(pattern: str) -> None:
         pcre2_pattern(pattern)
 
 
-def _spans(found: re.Match[str] | None) -> tuple[tuple[int, int], ...] | None:
+def _spans(found: Any) -> tuple[tuple[int, int], ...] | None:
     if found is None:
         return None
     return tuple(found.span(i) for i in range(found.re.groups + 1))
@@ -137,14 +137,22 @@ def _spans(found: re.Match[str] | None) -> tuple[tuple[int, int], ...] | None:
     which=st.integers(0, len(TRICKY) + len(SHIPPED) - 1),
     text=ASCII_TEXT,
     pos=st.integers(0, 20),
+    module=st.booleans(),
 )
-@example(which=0, text="\x1cx", pos=0)  # Python's \s matches \x1c-\x1f, PCRE2's does not
-def test_rewritten_regex_matches_what_python_matches(which: int, text: str, pos: int) -> None:
+@example(which=0, text="\x1cx", pos=0, module=False)  # re's \s matches \x1c-\x1f, PCRE2's not
+@example(which=0, text="\x1cx", pos=0, module=True)  # nor does the regex module's
+def test_rewritten_regex_matches_what_python_matches(
+    which: int, text: str, pos: int, module: bool
+) -> None:
+    """Against ``re``, and for the patterns without flags also against the ``regex`` module
+    (fail2ban filters are compiled with it: ``regex_module=True``)."""
     pattern, flags = (TRICKY[which], 0) if which < len(TRICKY) else SHIPPED[which - len(TRICKY)]
-    python = re.compile(pattern, flags)
+    module = module and which < len(TRICKY)
+    python = _regex.compile(pattern, _regex.V0) if module else re.compile(pattern, flags)
     pos = min(pos, len(text))
     assert NATIVE is not None
-    got = NATIVE.search(pcre2_pattern(pattern, flags), text.encode("ascii"), pos)
+    rewritten = pcre2_pattern(pattern, flags, regex_module=module)
+    got = NATIVE.search(rewritten, text.encode("ascii"), pos)
     want = _spans(python.search(text, pos))
     if want is not None:
         want = tuple((a, b) if a >= 0 else (-1, -1) for a, b in want)

@@ -76,16 +76,24 @@ class Unsupported(ValueError):
 
 
 _SPACE: Final = r"\x{09}-\x{0d}\x{1c}-\x{20}"  # Python's \s on ASCII: \t\n\v\f\r, \x1c-\x1f, space
+_REGEX_SPACE: Final = r"\x{09}-\x{0d}\x{20}"  # the regex module's (VERSION0): not \x1c-\x1f
 _DIGIT: Final = "0-9"
 _WORD: Final = "0-9A-Za-z_"
-_CATEGORIES: Final = {
-    _CONSTANTS.CATEGORY_DIGIT: (_DIGIT, False),
-    _CONSTANTS.CATEGORY_NOT_DIGIT: (_DIGIT, True),
-    _CONSTANTS.CATEGORY_SPACE: (_SPACE, False),
-    _CONSTANTS.CATEGORY_NOT_SPACE: (_SPACE, True),
-    _CONSTANTS.CATEGORY_WORD: (_WORD, False),
-    _CONSTANTS.CATEGORY_NOT_WORD: (_WORD, True),
-}
+
+
+def _categories(space: str) -> dict[Any, tuple[str, bool]]:
+    return {
+        _CONSTANTS.CATEGORY_DIGIT: (_DIGIT, False),
+        _CONSTANTS.CATEGORY_NOT_DIGIT: (_DIGIT, True),
+        _CONSTANTS.CATEGORY_SPACE: (space, False),
+        _CONSTANTS.CATEGORY_NOT_SPACE: (space, True),
+        _CONSTANTS.CATEGORY_WORD: (_WORD, False),
+        _CONSTANTS.CATEGORY_NOT_WORD: (_WORD, True),
+    }
+
+
+_CATEGORIES: Final = _categories(_SPACE)
+_REGEX_CATEGORIES: Final = _categories(_REGEX_SPACE)
 _AT: Final = {
     _CONSTANTS.AT_BEGINNING: "^",
     _CONSTANTS.AT_END: "$",
@@ -103,9 +111,13 @@ _ONE_CHAR: Final = frozenset(
 )
 
 
-def pcre2_pattern(pattern: str, flags: int = 0) -> str:
+def pcre2_pattern(pattern: str, flags: int = 0, *, regex_module: bool = False) -> str:
     """``pattern`` (Python ``re`` syntax, with ``flags``) in PCRE2 syntax, with the same
-    matches and the same group numbers on ASCII text. Raises :class:`Unsupported`."""
+    matches and the same group numbers on ASCII text. Raises :class:`Unsupported`.
+
+    ``regex_module=True``: with the meaning the ``regex`` module (``VERSION0``, what
+    fail2ban filters are compiled with) gives the pattern; on ASCII text it differs from
+    ``re`` in one place, ``\\s``, which does not match ``\\x1c``-``\\x1f`` there."""
     try:
         with warnings.catch_warnings():
             # "possible nested set" and the like: a construct that the regex module may
@@ -114,7 +126,8 @@ def pcre2_pattern(pattern: str, flags: int = 0) -> str:
             tree = RE_PARSER.parse(pattern, flags)
     except (re.error, Warning) as exc:
         raise Unsupported(f"not a Python regex: {exc}") from exc
-    return _flag_prefix(tree.state.flags) + _seq(tree.data)
+    cats = _REGEX_CATEGORIES if regex_module else _CATEGORIES
+    return _flag_prefix(tree.state.flags) + _seq(tree.data, cats)
 
 
 def _flag_prefix(flags: int) -> str:
@@ -139,11 +152,11 @@ def _char(code: int) -> str:
     return ch if ch.isalnum() else f"\\x{{{code:02x}}}"
 
 
-def _seq(items: Any) -> str:
-    return "".join(_item(op, av) for op, av in items)
+def _seq(items: Any, cats: dict[Any, tuple[str, bool]]) -> str:
+    return "".join(_item(op, av, cats) for op, av in items)
 
 
-def _item(op: Any, av: Any) -> str:
+def _item(op: Any, av: Any, cats: dict[Any, tuple[str, bool]]) -> str:
     c = _CONSTANTS
     if op is c.LITERAL:
         return _char(av)
@@ -152,12 +165,12 @@ def _item(op: Any, av: Any) -> str:
     if op is c.ANY:
         return "."
     if op is c.IN:
-        return _set(av)
+        return _set(av, cats)
     if op is c.BRANCH:
-        return "(?:" + "|".join(_seq(alt) for alt in av[1]) + ")"
+        return "(?:" + "|".join(_seq(alt, cats) for alt in av[1]) + ")"
     if op is c.SUBPATTERN:
         group, add, remove, body = av
-        inner = _seq(body)
+        inner = _seq(body, cats)
         flags = _scoped(add, remove)
         if flags:
             inner = f"(?{flags}:{inner})"
@@ -168,7 +181,7 @@ def _item(op: Any, av: Any) -> str:
             raise Unsupported("a repeat count above 65535")
         count = f"{{{low},}}" if high is c.MAXREPEAT else f"{{{low},{high}}}"
         mode = "?" if op is c.MIN_REPEAT else "+" if op is not c.MAX_REPEAT else ""
-        inner = _seq(body)
+        inner = _seq(body, cats)
         if len(body) == 1 and body[0][0] in _ONE_CHAR:
             # a repeated character or class is written bare: PCRE2 then repeats it as one
             # item (and can make it possessive), where a group repeat backtracks group-wise
@@ -182,23 +195,23 @@ def _item(op: Any, av: Any) -> str:
         direction, body = av
         ahead = op is c.ASSERT
         kind = ("=" if ahead else "!") if direction > 0 else ("<=" if ahead else "<!")
-        return f"(?{kind}{_seq(body)})"
+        return f"(?{kind}{_seq(body, cats)})"
     if op is c.GROUPREF:
         return f"(?:\\g{{{av}}})"
     if op is c.GROUPREF_EXISTS:
         group, yes, no = av
-        return f"(?({group}){_seq(yes)}" + (f"|{_seq(no)}" if no else "") + ")"
+        return f"(?({group}){_seq(yes, cats)}" + (f"|{_seq(no, cats)}" if no else "") + ")"
     if op is getattr(c, "ATOMIC_GROUP", None):
-        return f"(?>{_seq(av)})"
+        return f"(?>{_seq(av, cats)})"
     raise Unsupported(f"opcode {op}")
 
 
-def _set(items: Any) -> str:
+def _set(items: Any, cats: dict[Any, tuple[str, bool]]) -> str:
     c = _CONSTANTS
     negate = bool(items) and items[0][0] is c.NEGATE
     body = items[1:] if negate else items
     if len(body) == 1 and body[0][0] is c.CATEGORY:
-        chars, inverted = _CATEGORIES.get(body[0][1], (None, False))
+        chars, inverted = cats.get(body[0][1], (None, False))
         if chars is None:
             raise Unsupported(f"category {body[0][1]}")
         return f"[{'^' if inverted != negate else ''}{chars}]"
@@ -209,7 +222,7 @@ def _set(items: Any) -> str:
         elif op is c.RANGE:
             parts.append(f"{_char(av[0])}-{_char(av[1])}")
         elif op is c.CATEGORY:
-            chars, inverted = _CATEGORIES.get(av, (None, True))
+            chars, inverted = cats.get(av, (None, True))
             if chars is None or inverted:
                 raise Unsupported("a negated class inside a set")
             parts.append(chars)
@@ -316,8 +329,7 @@ _CATEGORY_BYTES.update(
         _CONSTANTS.CATEGORY_NOT_DIGIT: frozenset(range(256)) - frozenset(b"0123456789"),
         _CONSTANTS.CATEGORY_NOT_WORD: frozenset(range(256))
         - (_CATEGORY_BYTES[_CONSTANTS.CATEGORY_WORD] - _NON_ASCII),
-        _CONSTANTS.CATEGORY_NOT_SPACE: frozenset(range(256))
-        - (_CATEGORY_BYTES[_CONSTANTS.CATEGORY_SPACE] - _NON_ASCII),
+        _CONSTANTS.CATEGORY_NOT_SPACE: frozenset(range(256)) - frozenset(b"\t\n\v\f\r "),
     }
 )
 
@@ -341,8 +353,8 @@ def _set_bytes(items: Any, caseless: bool) -> set[int]:
             out |= _CATEGORY_BYTES[value]
         else:
             return set(range(256))
-    if negate:  # the complement, and any non-ASCII character
-        return (set(range(128)) - out) | set(_NON_ASCII)
+    if negate:  # the complement, any non-ASCII character, and \x1c-\x1f (\s differs)
+        return (set(range(128)) - out) | set(_NON_ASCII) | set(range(0x1C, 0x20))
     return out
 
 
@@ -410,7 +422,7 @@ def fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
     return _fail2ban_filter(compiled)
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=256)
 def _fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
     module = NATIVE
     if module is None:
@@ -430,7 +442,7 @@ def _fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
         index = regex.groupindex
         flags = _re_flags(regex.flags)
         return (
-            pcre2_pattern(regex.pattern, flags),
+            pcre2_pattern(regex.pattern, flags, regex_module=True),
             tuple((number, slot[name]) for name, number in index.items() if name in slot),
             index.get("ip4", 0),
             index.get("ip6", 0),
@@ -450,7 +462,14 @@ def _fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
             for t in compiled.dates or ()
         )
         ignores = tuple(
-            (pcre2_pattern(r.regex.pattern, _re_flags(r.regex.flags)), (), 0, 0, (), None)
+            (
+                pcre2_pattern(r.regex.pattern, _re_flags(r.regex.flags), regex_module=True),
+                (),
+                0,
+                0,
+                (),
+                None,
+            )
             for r in compiled.ignoreregex
         )
         pref = compiled.prefregex
@@ -463,7 +482,9 @@ def _fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
                 compiled.union.groupindex[f"_{k}"] for k in range(len(compiled.failregex))
             )
             union = (
-                pcre2_pattern(compiled.union.pattern, _re_flags(compiled.union.flags)),
+                pcre2_pattern(
+                    compiled.union.pattern, _re_flags(compiled.union.flags), regex_module=True
+                ),
                 markers,
             )
         built = module.Filter(

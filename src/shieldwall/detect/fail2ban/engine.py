@@ -334,7 +334,7 @@ class Fail2banEngine:
         self._text: str | None = None
         self._found: DateMatch | None = None
         self._last_date: DateMatch | None = None
-        self._now = datetime.now(UTC)
+        self._now = datetime.fromtimestamp(0, UTC)  # set by scan() before any hook runs
         self.last: Outcome | None = None
 
     def _new_state(self) -> _State:
@@ -448,9 +448,14 @@ class Fail2banEngine:
         """``text`` (a line with a non-empty date) is the last dated line seen."""
         found = self._finder.find(text) if self._finder is not None else None
         if found is None or found.end == found.start:
-            raise AssertionError(f"the C date search differs from Python's on {text!r}")
+            self._mismatch()  # Python's answer stands
         self._last_date = found
         self._text = self._found = None
+
+    def _mismatch(self) -> None:
+        """The C date search disagreed with Python's (a bug: counted, never raised on a
+        line's content; the test suite holds the two to the same answers)."""
+        self._counters.inc("native_mismatch")
 
     def line(self, text: str, last: str | None) -> tuple[Address, float | None] | None:
         """Hook of the C path: ``text`` decided in Python (:meth:`match`), after ``last``,
@@ -492,7 +497,8 @@ class Fail2banEngine:
             or found.template is not chosen
             or (found.start, found.end) != (start, end)
         ):
-            raise AssertionError(f"the C date search differs from Python's on {text!r}")
+            self._mismatch()
+            return None
         fields = dict(found.match.groupdict(), S=None)
         bounds = []
         for digits in ("00", "59"):

@@ -15,17 +15,24 @@ import json
 import re
 import shutil
 import subprocess
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
 
+from shieldwall.agent.sources.file import FileSource
 from shieldwall.cli.main import cli
+from shieldwall.detect import Detector
+from shieldwall.detect import native as c_path
+from shieldwall.detect.fail2ban.rules import load_fail2ban_rule
 from tests.conftest import skip_or_fail
 
 FILTERS = Path("/etc/fail2ban/filter.d")
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "detect.py"
+NOW = datetime(2026, 3, 20, tzinfo=UTC)
 
 
 def _bench() -> ModuleType:
@@ -55,12 +62,29 @@ def _fail2ban_matched(log: Path, filt: Path) -> list[str]:
     return matched
 
 
-def _shieldwall_matched(log: Path, filt: Path) -> list[str]:
+def _shieldwall_hits(log: Path, filt: Path) -> list[dict[str, object]]:
     args = ["rules", "test", str(filt), str(log), "--json", "--now", "2026-03-20T00:00:00+00:00"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    lines = log.read_text().split("\n")
-    return [lines[hit["line"] - 1] for hit in json.loads(result.output)["hits"]]
+    hits: list[dict[str, object]] = json.loads(result.output)["hits"]
+    return hits
+
+
+def _agent_path_counts(log: Path, filt: Path) -> Counter[str]:
+    """Hits per source as the agent counts them: ``feed_many(hits=False, tally=True)`` in
+    1 MiB batches, which takes the C filter path when the extension is built."""
+    rule = load_fail2ban_rule(str(filt))[0]
+    detector = Detector([rule])
+    if c_path.NATIVE is not None:
+        assert detector._units[0].c_filter is not None  # noqa: SLF001 - the path under test
+    source = FileSource(str(log), None)
+    counts: Counter[str] = Counter()
+    while (batch := source.poll()) is not None:
+        found = detector.feed_many(batch.lines, NOW, hits=False, tally=True)
+        assert found.tally is not None
+        for tallied in found.tally.values():
+            counts[str(tallied.source)] += tallied.count
+    return counts
 
 
 @pytest.mark.parametrize(
@@ -74,6 +98,10 @@ def test_the_same_lines_match_as_in_fail2ban(
     getattr(_bench(), generator)(log, 20_000, 11)
     filt = FILTERS / filter_name
     want = _fail2ban_matched(log, filt)
-    got = _shieldwall_matched(log, filt)
+    hits = _shieldwall_hits(log, filt)
+    lines = log.read_text().split("\n")
+    got = [lines[int(str(hit["line"])) - 1] for hit in hits]
     assert len(want) >= at_least  # the log does exercise the filter
     assert sorted(got) == sorted(want)
+    # the agent's path (the C filter when built) counts the same hits per source
+    assert _agent_path_counts(log, filt) == Counter(str(hit["source"]) for hit in hits)

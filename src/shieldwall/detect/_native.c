@@ -1990,16 +1990,21 @@ static int ensure(char **buf, size_t *cap, size_t want) {
     return 0;
 }
 
-/* dots and colons of s outside [a, b) */
-static void count_outside(const char *s, size_t n, size_t a, size_t b, size_t *dots, size_t *colons) {
+static void count_in(const char *s, size_t from, size_t to, size_t *dots, size_t *colons) {
     size_t d = 0, c = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i == a && b > a) { i = b - 1; continue; }
+    for (size_t i = from; i < to; i++) {
         d += s[i] == '.';
         c += s[i] == ':';
     }
-    *dots = d;
-    *colons = c;
+    *dots += d;
+    *colons += c;
+}
+
+/* dots and colons of s outside [a, b) */
+static void count_outside(const char *s, size_t n, size_t a, size_t b, size_t *dots, size_t *colons) {
+    *dots = *colons = 0;
+    count_in(s, 0, a < n ? a : n, dots, colons);
+    if (b < n) count_in(s, b, n, dots, colons);
 }
 
 /* engine._candidates: whether `s` holds, outside [a, b), an address other than `chosen` (an

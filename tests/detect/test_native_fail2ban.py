@@ -486,6 +486,11 @@ MESSAGES: Final = [
     "Received disconnect from {addr} port {port}:11: disconnected by user",
     "Received disconnect from {addr} port {port}:3: com.jcraft.jsch.JSchException: Auth fail",
     "Received disconnect from {addr}: 14: No supported authentication methods available",
+    # colon-separated text after the address: only some of it reads as an IPv6 address
+    "Received disconnect from {addr} port {port}:11:22:33:44:55:66: Bye",
+    "Received disconnect from {addr} port {port}:1:2:3:4:5:6:7: x",
+    "Received disconnect from {addr} port {port}:11: Bye 2001:db8::1",
+    "Received disconnect from {addr} port {port}:11: ::1 says bye",
     "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
     "rhost={addr}  user={user}",
     "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "

@@ -2007,6 +2007,19 @@ static void count_outside(const char *s, size_t n, size_t a, size_t b, size_t *d
     if (b < n) count_in(s, b, n, dots, colons);
 }
 
+/* 0 when `s` (hex digits and colons, an engine._V6 candidate) is certainly no IPv6 address
+ * for Python's ipaddress: without "::" it needs exactly eight groups, so seven colons, none
+ * at either end ("port 22:11:" in sshd's disconnect lines). 1: ask Python. */
+static int maybe_ipv6(const char *s, size_t n) {
+    size_t colons = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ':') continue;
+        if (i + 1 < n && s[i + 1] == ':') return 1;
+        colons++;
+    }
+    return colons == 7 && n > 0 && s[0] != ':' && s[n - 1] != ':';
+}
+
 /* engine._candidates: whether `s` holds, outside [a, b), an address other than `chosen` (an
  * IPv4 address as an int): 1 yes (Python's ambiguity probe must look), 0 no, FALLBACK+1 a
  * resource limit, -1 error. */
@@ -2035,6 +2048,7 @@ static int other_address(FRun *fr, const char *s, size_t n, size_t a, size_t b, 
                 if (v4 != chosen) return 1;
                 continue;
             }
+            if (pass == 1 && !maybe_ipv6(s + start, end - start)) continue;
             /* anything else: Python's parse decides whether it is an address */
             PyObject *text = PyUnicode_DecodeASCII(s + start, (Py_ssize_t)(end - start), NULL);
             if (text == NULL) return -1;

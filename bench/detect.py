@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Detection speed and memory: shieldwall's detector against fail2ban-regex, same file, same run.
 
-    python bench/detect.py [--lines 1000000] [--seed 7] [--json] [--no-fail2ban]
+    python bench/detect.py [--lines 1000000] [--seed 7] [--repeat 3] [--json] [--no-fail2ban]
 
 Generates (seeded) a 1M-line sshd auth log and a 1M-line nginx access log with a realistic
 mix (failures, successes, other daemons, normal web traffic, probes; tens of thousands of
@@ -214,6 +214,18 @@ print(json.dumps({"lines": lines + skipped, "skipped": skipped, "hits": det.coun
 """
 
 
+def best_of(repeat: int, run: Any, *args: Any) -> dict[str, Any]:
+    """The fastest of ``repeat`` runs (the same treatment for shieldwall and fail2ban-regex:
+    on a shared machine the slower runs measure the neighbours), with every rate kept."""
+    runs = [run(*args) for _ in range(max(repeat, 1))]
+    good = [r for r in runs if "lines_per_s" in r]
+    if not good:
+        return runs[0]
+    best = max(good, key=lambda r: r["lines_per_s"])
+    best["runs_lines_per_s"] = [round(r["lines_per_s"]) for r in good]
+    return best
+
+
 def run_shieldwall(path: Path, kind: str, rules: str) -> dict[str, Any]:
     r = subprocess.run(
         [sys.executable, "-c", WORKER, str(path), kind, rules],
@@ -259,6 +271,9 @@ def main() -> int:
     ap.add_argument("--flood", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-fail2ban", action="store_true")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per measurement; the fastest counts"
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", help="write the generated logs here and keep them")
     args = ap.parse_args()
@@ -291,10 +306,10 @@ def main() -> int:
     ]
     baseline: dict[Path, dict[str, Any]] = {}
     for name, path, kind, rules, f2b in plan:
-        sw = run_shieldwall(path, kind, rules)
+        sw = best_of(args.repeat, run_shieldwall, path, kind, rules)
         row: dict[str, Any] = {"shieldwall": sw}
         if f2b is not None and not args.no_fail2ban:
-            baseline[path] = run_fail2ban(path, str(f2b))
+            baseline[path] = best_of(args.repeat, run_fail2ban, path, str(f2b))
             row["fail2ban_regex"] = baseline[path]
         fb = baseline.get(path, {})
         if "lines_per_s" in fb and "lines_per_s" in sw:  # the same file's fail2ban-regex run
@@ -308,7 +323,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(results))
         return 0
-    print(f"detection on one core, {args.lines:,} generated lines per log (seed {args.seed})")
+    print(
+        f"detection on one core, {args.lines:,} generated lines per log (seed {args.seed}), "
+        f"best of {args.repeat} runs each"
+    )
     for name, row in results["runs"].items():
         sw = row["shieldwall"]
         if "error" in sw:

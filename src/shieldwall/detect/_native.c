@@ -1,15 +1,20 @@
 /*
  * shieldwall.detect._native — the detector's hot path in C (optional; see native.py).
  *
- * Two types:
+ * Four types:
  *
- *   Windows  fail2ban's window buckets (maxretry hits within findtime), the same state and
- *            the same answers as the pure-Python BucketSet: LRU eviction beyond max_tracked,
- *            out-of-order hits sorted in, touched-key tracking, export and restore.
- *   Scanner  one rule's block regex compiled by PCRE2 (JIT), run over a block of ASCII log
- *            lines; per hit it checks the prefilter, parses the source (IPv4 in C, anything
- *            else through Python), dates the line (a per-minute syslog stamp cache, misses
- *            through Python), counts the hit per source and pours it into a Windows.
+ *   Windows       fail2ban's window buckets (maxretry hits within findtime), the same state
+ *                 and the same answers as the pure-Python BucketSet: LRU eviction beyond
+ *                 max_tracked, out-of-order hits sorted in, touched-key tracking, export and
+ *                 restore.
+ *   Scanner       one rule's block regex compiled by PCRE2 (JIT), run over a block of ASCII
+ *                 log lines; per hit it checks the prefilter, parses the source (IPv4 in C,
+ *                 anything else through Python), dates the line (a per-minute syslog stamp
+ *                 cache, misses through Python), counts the hit per source and pours it into
+ *                 a Windows.
+ *   FailureCache  fail2ban's multi-line failure cache (<F-MLFID>), shared by both paths.
+ *   Filter        a fail2ban filter (maxlines = 1): the dialect engine's evaluation of each
+ *                 line of an ASCII block, then the same per-hit work as a Scanner.
  *
  * The Python layer (native.py, detector.py) decides when a block may take this path and
  * translates the rule's regex to PCRE2 syntax with Python's semantics; anything this file
@@ -112,6 +117,7 @@ static void index_remove(Index *ix, const Key *keys, int32_t slot) {
 /* ------------------------------------------------------------------ key of an address */
 
 static PyObject *S_ip, *S_version, *S_epoch, *S_minute_base;
+static PyObject *IPv4Address, *Four; /* ipaddress.IPv4Address, the int 4 */
 
 static int key_of_address(PyObject *addr, Key *k) {
     PyObject *ip = PyObject_GetAttr(addr, S_ip);
@@ -173,11 +179,7 @@ static void touched_clear(Windows *w) {
 static int touch(Windows *w, const Key *k, PyObject *source) {
     if (!w->tracking) return 0;
     int32_t s = index_find(&w->tindex, w->tkeys, k);
-    if (s >= 0) {
-        Py_INCREF(source);
-        Py_SETREF(w->tsources[s], source);
-        return 0;
-    }
+    if (s >= 0) return 0; /* the source it holds is the same address */
     if (w->tlen == w->tcap) {
         Py_ssize_t cap = w->tcap ? w->tcap * 2 : 64;
         Key *keys = PyMem_Realloc(w->tkeys, cap * sizeof(Key));
@@ -740,18 +742,19 @@ static int address_grow(Scanner *sc) {
     return 0;
 }
 
-/* remember an address; returns its slot, or -1 on error */
-static int32_t address_add(Scanner *sc, const Key *k, PyObject *address) {
+/* remember an address with its ip and version (both stolen); returns its slot, or -1 */
+static int32_t address_put(Scanner *sc, const Key *k, PyObject *address, PyObject *ip,
+                           PyObject *version) {
     if (sc->alen >= ADDRESS_CACHE) { /* full: start again (the tally holds its own refs) */
         sources_release(sc->asrc, sc->alen);
         sc->alen = 0;
         memset(sc->aindex.cells, 0xff, (sc->aindex.mask + 1) * sizeof(int32_t));
     }
-    if (sc->alen == sc->acap && address_grow(sc) < 0) return -1;
-    PyObject *ip = PyObject_GetAttr(address, S_ip);
-    if (ip == NULL) return -1;
-    PyObject *version = PyObject_GetAttr(address, S_version);
-    if (version == NULL) { Py_DECREF(ip); return -1; }
+    if (sc->alen == sc->acap && address_grow(sc) < 0) {
+        Py_DECREF(ip);
+        Py_DECREF(version);
+        return -1;
+    }
     int32_t s = (int32_t)sc->alen++;
     sc->akeys[s] = *k;
     Py_INCREF(address);
@@ -760,6 +763,15 @@ static int32_t address_add(Scanner *sc, const Key *k, PyObject *address) {
     sc->asrc[s].version = version;
     index_put(&sc->aindex, sc->akeys, s);
     return s;
+}
+
+/* remember an address (its ip and version read from it); returns its slot, or -1 */
+static int32_t address_add(Scanner *sc, const Key *k, PyObject *address) {
+    PyObject *ip = PyObject_GetAttr(address, S_ip);
+    if (ip == NULL) return -1;
+    PyObject *version = PyObject_GetAttr(address, S_version);
+    if (version == NULL) { Py_DECREF(ip); return -1; }
+    return address_put(sc, k, address, ip, version);
 }
 
 typedef struct {
@@ -896,23 +908,14 @@ static int host_source(Run *run, const char *host, size_t n, Key *k, Source *out
         k->hi = 0; k->lo = v4; k->ver = 4; k->rule = NULL;
         int32_t s = index_find(&sc->aindex, sc->akeys, k);
         if (s < 0) {
-            PyObject *text = PyUnicode_DecodeASCII(host, (Py_ssize_t)n, NULL);
-            if (text == NULL) return -1;
-            PyObject *address = PyObject_CallOneArg(run->resolve, text);
-            Py_DECREF(text);
-            if (address == NULL) return -1;
-            if (address == Py_None) { /* cannot happen for a valid dotted quad; stay exact */
-                Py_DECREF(address);
-                *skip = 1;
-                return 0;
-            }
-            Key got;
-            if (key_of_address(address, &got) < 0 || !(got.ver == 4 && got.lo == v4 && got.hi == 0)) {
-                Py_DECREF(address);
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_AssertionError, "IPv4 parse differs");
-                return -1;
-            }
-            s = address_add(sc, k, address);
+            /* ipaddress.IPv4Address of the int: what parse_address gives for this text (a
+             * dotted quad parse_ipv4 accepts is one ipaddress accepts, with the same value:
+             * tests/detect/test_native.py), without parsing the text again */
+            PyObject *ip = PyLong_FromUnsignedLong(v4);
+            if (ip == NULL) return -1;
+            PyObject *address = PyObject_CallOneArg(IPv4Address, ip);
+            if (address == NULL) { Py_DECREF(ip); return -1; }
+            s = address_put(sc, k, address, ip, Py_NewRef(Four));
             Py_DECREF(address);
             if (s < 0) return -1;
         }
@@ -1573,10 +1576,11 @@ static PyTypeObject FailureCacheType = {
 
 /* A fail2ban filter (dialect = "fail2ban", maxlines = 1) run over a block of ASCII lines:
  * engine.py's _evaluate in C. Per line: the date (the templates in order, as
- * dates.DateFinder.find), cut out; ignoreregex; prefregex and its <F-CONTENT>; the union of
- * the failregex (which one matches first); the failregex; the groups merged (alternates, the
+ * dates.DateFinder.find), cut out; ignoreregex; prefregex and its <F-CONTENT>; the failregex
+ * in order, each skipped when the text's first byte is not in its map (or, when some have no
+ * map, the union says which one to start from); the groups merged (alternates, the
  * <F-MLFID> FailureCache); <F-NOFAIL>; the source. Every regex is PCRE2 (JIT), translated by
- * native.py with Python's meaning on ASCII text.
+ * native.py with the meaning Python's regex engines give it on ASCII text.
  *
  * A line goes to Python alone (hooks.line) when C cannot decide it exactly: a PCRE2 resource
  * limit, a captured address that is not a dotted quad, or a text that may hold another
@@ -2081,15 +2085,21 @@ static int f2b_evaluate(FRun *fr, const char *line, size_t n, const Dated *d, co
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->base.md);
     size_t cut = d->t >= 0 ? d->end - d->start : 0;
     size_t blen = n - cut + 1;
-    if (ensure(&f->buf, &f->bufcap, blen) < 0) return -1;
-    char *buf = f->buf;
-    if (d->t >= 0) {
-        memcpy(buf, line, d->start);
-        memcpy(buf + d->start, line + d->end, n - d->end);
+    const char *buf;
+    if ((d->t < 0 || d->start == 0) && line[n] == '\n') {
+        buf = line + cut; /* the line without its leading date, and its newline: in place */
     } else {
-        memcpy(buf, line, n);
+        if (ensure(&f->buf, &f->bufcap, blen) < 0) return -1;
+        char *copy = f->buf;
+        if (d->t >= 0) {
+            memcpy(copy, line, d->start);
+            memcpy(copy + d->start, line + d->end, n - d->end);
+        } else {
+            memcpy(copy, line, n);
+        }
+        copy[blen - 1] = '\n';
+        buf = copy;
     }
-    buf[blen - 1] = '\n';
     int rc;
     if (f->nignores && f->ignore_first) {
         rc = any_ignore(fr, buf, blen);
@@ -2105,10 +2115,14 @@ static int f2b_evaluate(FRun *fr, const char *line, size_t n, const Dated *d, co
         if (f->content > 0 && f->pov[2 * f->content] != PCRE2_UNSET &&
             f->pov[2 * f->content + 1] > f->pov[2 * f->content]) {
             size_t cs = f->pov[2 * f->content], ce = f->pov[2 * f->content + 1];
-            if (ensure(&f->buf2, &f->buf2cap, ce - cs + 1) < 0) return -1;
-            memcpy(f->buf2, buf + cs, ce - cs);
-            f->buf2[ce - cs] = '\n';
-            text = f->buf2;
+            if (ce == blen - 1) { /* the content ends the line: in place, with its newline */
+                text = buf + cs;
+            } else {
+                if (ensure(&f->buf2, &f->buf2cap, ce - cs + 1) < 0) return -1;
+                memcpy(f->buf2, buf + cs, ce - cs);
+                f->buf2[ce - cs] = '\n';
+                text = f->buf2;
+            }
             tlen = ce - cs + 1;
         }
     }
@@ -2374,6 +2388,12 @@ PyMODINIT_FUNC PyInit__native(void) {
     S_version = PyUnicode_InternFromString("_version");
     S_epoch = PyUnicode_InternFromString("epoch");
     S_minute_base = PyUnicode_InternFromString("minute_base");
+    PyObject *ipaddress = PyImport_ImportModule("ipaddress");
+    if (ipaddress == NULL) return NULL;
+    IPv4Address = PyObject_GetAttrString(ipaddress, "IPv4Address");
+    Py_DECREF(ipaddress);
+    Four = PyLong_FromLong(4);
+    if (IPv4Address == NULL || Four == NULL) return NULL;
     S_line = PyUnicode_InternFromString("line");
     S_epoch_of = PyUnicode_InternFromString("epoch_of");
     if (!S_ip || !S_version || !S_epoch || !S_minute_base || !S_line || !S_epoch_of) return NULL;

@@ -3,16 +3,19 @@
 ``shieldwall.detect._native`` (``_native.c``, built by ``setup.py`` when a C compiler and
 PCRE2's headers are present: Debian ``libpcre2-dev``) runs a rule's block regex with PCRE2's
 JIT and does the per-hit work in C: source address, time, count per source, window bucket.
-Without it the pure-Python detector runs, with the same results; the test suite holds the two
-to the same answers (``tests/detect/test_native.py``).
+It also runs fail2ban filters with ``maxlines = 1`` (:func:`fail2ban_filter`: the dialect
+engine's evaluation of each line, in C). Without it the pure-Python detector runs, with the
+same results; the test suite holds the two to the same answers
+(``tests/detect/test_native.py``, ``tests/detect/test_native_fail2ban.py``).
 
 The C path is exact or not taken:
 
 * only blocks of ASCII lines reach it (no NUL, CR or over-long line: see ``scan.py``);
 * a rule's regex is rewritten from Python's parse tree into PCRE2 syntax with Python's
-  meaning for ASCII text (``\\s`` also matches ``\\x1c``-``\\x1f``, as in Python; ``\\d`` and
-  ``\\w`` are ASCII); a construct without an exact rewrite (a non-ASCII literal, a negated
-  class inside a set, a locale flag…) keeps the rule on the Python path;
+  meaning for ASCII text (``\\s`` also matches ``\\x1c``-``\\x1f``, as in ``re``, but not for a
+  fail2ban regex, compiled by the ``regex`` module; ``\\d`` and ``\\w`` are ASCII); a construct
+  without an exact rewrite (a non-ASCII literal, a negated class inside a set, a locale
+  flag…) keeps the rule on the Python path;
 * what C cannot decide exactly (a match that runs past its line, a host that is not a plain
   dotted quad, a stamp not yet cached) is asked of Python, line by line.
 

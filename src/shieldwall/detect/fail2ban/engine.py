@@ -418,7 +418,7 @@ class Fail2banEngine:
         resolve: Callable[[str], Address | None],
         now: datetime,
     ) -> tuple[int, int, list[Any]]:
-        """Run ``block`` (``"\n"`` + ASCII lines joined by ``"\n"``) through the C filter:
+        """Run ``block`` (``"\\n"`` + ASCII lines joined by ``"\\n"``) through the C filter:
         hits are counted into ``tally`` and poured into the C window buckets ``windows``;
         returns (hits, hits without a time, raw alerts). The multi-line state and the last
         date are this engine's, shared with :meth:`match`."""

@@ -899,6 +899,19 @@ static int line_time(Run *run, const char *line, size_t n, PyObject **text, doub
     return 1;
 }
 
+/* Python's parse of the text [s, s + n) through the rule's text cache (`addresses`, else
+ * `resolve`): a new reference to the address or None, NULL on error. UTF-8: a fail2ban
+ * filter's failure cache may hold a value the Python path found. */
+static PyObject *python_address(Run *run, const char *s, size_t n) {
+    PyObject *text = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, NULL);
+    if (text == NULL) return NULL;
+    PyObject *address = PyDict_GetItemWithError(run->addresses, text);
+    if (address != NULL) Py_INCREF(address);
+    else if (!PyErr_Occurred()) address = PyObject_CallOneArg(run->resolve, text);
+    Py_DECREF(text);
+    return address;
+}
+
 /* One hit's source: the Source of the host text (NULL and *skip when it is no address). */
 static int host_source(Run *run, const char *host, size_t n, Key *k, Source *out, int *skip) {
     Scanner *sc = run->sc;
@@ -922,20 +935,8 @@ static int host_source(Run *run, const char *host, size_t n, Key *k, Source *out
         *out = sc->asrc[s];
         return 0;
     }
-    /* anything else (IPv6, odd text): Python's parse, through the rule's text cache (UTF-8:
-     * a fail2ban filter's failure cache may hold a value the Python path found) */
-    PyObject *text = PyUnicode_DecodeUTF8(host, (Py_ssize_t)n, NULL);
-    if (text == NULL) return -1;
-    PyObject *address = PyDict_GetItemWithError(run->addresses, text);
-    if (address != NULL) {
-        Py_INCREF(address);
-    } else if (PyErr_Occurred()) {
-        Py_DECREF(text);
-        return -1;
-    } else {
-        address = PyObject_CallOneArg(run->resolve, text);
-    }
-    Py_DECREF(text);
+    /* anything else (IPv6, odd text): Python's parse */
+    PyObject *address = python_address(run, host, n);
     if (address == NULL) return -1;
     if (address == Py_None) { Py_DECREF(address); *skip = 1; return 0; }
     if (key_of_address(address, k) < 0) { Py_DECREF(address); return -1; }
@@ -2054,12 +2055,7 @@ static int other_address(FRun *fr, const char *s, size_t n, size_t a, size_t b, 
             }
             if (pass == 1 && !maybe_ipv6(s + start, end - start)) continue;
             /* anything else: Python's parse decides whether it is an address */
-            PyObject *text = PyUnicode_DecodeASCII(s + start, (Py_ssize_t)(end - start), NULL);
-            if (text == NULL) return -1;
-            PyObject *address = PyDict_GetItemWithError(fr->run.addresses, text);
-            if (address != NULL) Py_INCREF(address);
-            else if (!PyErr_Occurred()) address = PyObject_CallOneArg(fr->run.resolve, text);
-            Py_DECREF(text);
+            PyObject *address = python_address(&fr->run, s + start, end - start);
             if (address == NULL) return -1;
             int other = address != Py_None;
             Py_DECREF(address);

@@ -679,6 +679,114 @@ def test_ascii_control_characters_answer_in_c_as_in_python(char: str) -> None:
     assert _in_c(det) == [True] * len(rules)
 
 
+# ------------------------------------------------------------------ the date memo
+
+# Dates that are prefixes of one another, and what may follow them: the rest of a line can
+# make another template match, or the same one end later (a year, a fraction, a zone), so a
+# remembered date is only reused for a line that agrees on every byte the templates read.
+MEMO_STAMPS: Final = [
+    "Mar 20 10:00:00",
+    "Mar 20 10:00:0",
+    "Mar 20 10:00:00.25",
+    "Mar 20 10:00:00 2026",
+    "Mar 20 2026 10:00:00",
+    "Fri Mar 20 10:00:00",
+    "Mar 20, 2026 10:00:00 am",
+    "2026-03-20 10:00:00",
+    "2026-03-20T10:00:00",
+    "2026-03-20 10:00:00.5",
+    "20/03/2026 10:00:00",
+    "20-Mar-2026 10:00:00",
+    "10:00:00",
+    "1774000800",
+    "1774000800.123",
+    "[1774000800]",
+    "@40000000696d3b1a00000000",
+    "",
+]
+MEMO_JOINS: Final = [
+    "",
+    " ",
+    " ",
+    " ",
+    "  ",
+    "\t",
+    ".",
+    ",",
+    ":",
+    "Z",
+    " Z",
+    "+01:00",
+    " +0100",
+    "0",
+]
+MEMO_RESTS: Final = [
+    "srv sshd[1]: Failed password for root from 203.0.113.7 port 22 ssh2",
+    "2026 srv sshd[1]: Invalid user bob from 203.0.113.8",
+    "5 srv sshd[2]: Failed password for root from 203.0.113.9 port 22 ssh2",
+    "am srv sshd[3]: Invalid user x from 203.0.113.10",
+    "UTC srv sshd[1]: Invalid user y from 203.0.113.11",
+    "sshd[4]: Failed password for root from 203.0.113.12 port 22 ssh2",
+    "",
+]
+
+
+@st.composite
+def memo_lines(draw: st.DrawFn) -> list[bytes]:
+    """Runs of lines that share a date and differ after it."""
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        stamp = draw(st.sampled_from(MEMO_STAMPS))
+        for _ in range(draw(st.integers(1, 6))):
+            line = stamp + draw(st.sampled_from(MEMO_JOINS)) + draw(st.sampled_from(MEMO_RESTS))
+            lines.append(line.encode())
+    return lines
+
+
+@settings(
+    max_examples=300, suppress_health_check=[HealthCheck.too_slow], database=None, deadline=None
+)
+@given(lines=memo_lines(), size=st.sampled_from([2, 3, 7, 64]))
+@example(
+    lines=[
+        b"Mar 20 10:00:00 srv sshd[1]: Failed password for root from 203.0.113.7 port 22 ssh2",
+        b"Mar 20 10:00:00 srv sshd[1]: Failed password for root from 203.0.113.7 port 22 ssh2",
+        b"Mar 20 10:00:00 2026 srv sshd[1]: Invalid user bob from 203.0.113.8",
+        b"Mar 20 10:00:00.25 srv sshd[1]: Invalid user bob from 203.0.113.8",
+        b"Mar 20 10:00:00 sshd[4]: Failed password for root from 203.0.113.12 port 22 ssh2",
+        b"Mar 20 10:00:00 srv sshd[1]: Failed password for root from 203.0.113.7 port 22 ssh2",
+    ],
+    size=64,
+)
+def test_remembered_dates_answer_as_python(lines: list[bytes], size: int) -> None:
+    """The C engine remembers the last line's date for the lines that start with the same
+    bytes, up to the last byte its templates read: the answers (times included) stay the
+    Python engine's whatever follows the date."""
+    rules = [_sshd({"maxretry": "2"})]
+    batches = _batches(lines, size)
+    nows = [NOW] * len(batches)
+    c, det = _replay(rules, UTC, batches, nows, native=True)
+    python, _ = _replay(rules, UTC, batches, nows, native=False)
+    assert c == python
+    assert _in_c(det) == [True]
+
+
+def test_the_date_memo_serves_lines_of_one_second() -> None:
+    """Lines of one second take their date from the memo (the probe found how many bytes
+    the templates read), a new second or another shape of line does not."""
+    c_path._fail2ban_filter.cache_clear()  # a filter of its own: no memo, no probe pending
+    line = "Mar 20 10:00:{:02} srv sshd[{}]: Failed password for root from 203.0.113.9 port 22 ssh2"
+    det = Detector([_sshd()], native=True)
+    engine = det._units[0].c_filter
+    assert engine is not None
+    assert engine.native is not None
+    native_filter = engine.native.filter
+    before = native_filter.date_memo_hits
+    det.feed_many([line.format(s // 10, s).encode() for s in range(100)], NOW, hits=False)
+    # ten seconds of ten lines: the first line of each second probes, the nine others reuse
+    assert native_filter.date_memo_hits - before == 90
+
+
 # ------------------------------------------------------------------ the C path is taken
 
 

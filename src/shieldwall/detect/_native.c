@@ -620,7 +620,14 @@ static void sources_release(Source *src, Py_ssize_t n) {
     }
 }
 
+static int compile_pattern_jit(PyObject *text, uint32_t options, uint32_t jit, pcre2_code **out);
+
 static int compile_pattern(PyObject *text, uint32_t options, pcre2_code **out) {
+    return compile_pattern_jit(text, options, PCRE2_JIT_COMPLETE, out);
+}
+
+/* `jit`: the JIT modes (PCRE2_JIT_COMPLETE, and PCRE2_JIT_PARTIAL_HARD for the date probe) */
+static int compile_pattern_jit(PyObject *text, uint32_t options, uint32_t jit, pcre2_code **out) {
     Py_ssize_t n;
     const char *p = PyUnicode_AsUTF8AndSize(text, &n);
     if (p == NULL) return -1;
@@ -637,7 +644,7 @@ static int compile_pattern(PyObject *text, uint32_t options, pcre2_code **out) {
         PyErr_Format(PyExc_ValueError, "PCRE2: %s at %zu", (char *)msg, (size_t)at);
         return -1;
     }
-    if (pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0) {
+    if (pcre2_jit_compile(code, jit) != 0) {
         pcre2_code_free(code);
         PyErr_SetString(PyExc_ValueError, "PCRE2: JIT compilation failed");
         return -1;
@@ -1625,6 +1632,21 @@ static inline int may_start(int has, const uint8_t *map, const char *s) {
     return !has || (map[c >> 3] >> (c & 7)) & 1;
 }
 
+/* The outcome of date_find for every line that starts with key[0, k): the templates never
+ * looked at a byte past k (a PCRE2_PARTIAL_HARD run over the first k bytes gave the same
+ * outcome with no partial match), so the rest of the line cannot change it. Lines of one
+ * second share it (syslog: "Mar  1 00:00:01 w", k = the date's end + 2). */
+#define MEMO_KEY 64
+typedef struct {
+    char key[MEMO_KEY];
+    size_t k;        /* 0: empty */
+    int t;
+    size_t start, end;
+    Py_ssize_t second;
+    int wait;        /* lines before the next probe after one that found no k */
+    Py_ssize_t hits; /* lines whose date came from the memo (Filter.date_memo_hits) */
+} DateMemo;
+
 typedef struct {
     Scanner base; /* the address cache, the tally, match data (its own regexes unused) */
     Template *templates;
@@ -1640,6 +1662,8 @@ typedef struct {
     int32_t *markers;
     Rx *fails;
     Py_ssize_t nfails;
+    int has_by_byte;       /* nfails <= 64: by_byte[c] has bit i if failregex i may start with c */
+    uint64_t by_byte[256];
     PyObject *names;
     Py_ssize_t nslots;
     int s_ip4, s_ip6, s_dns, s_fid, s_mlfid, s_nofail;
@@ -1649,6 +1673,7 @@ typedef struct {
     char *buf, *buf2;
     size_t bufcap, buf2cap;
     Val *vals;
+    DateMemo memo;
 } Filter;
 
 static void rx_free(Rx *rx) {
@@ -1752,7 +1777,7 @@ static int filter_init(Filter *f, PyObject *args, PyObject *kw) {
                               &anchored, &first))
             return -1;
         if (first_map(first, &t->has_first, t->first) < 0) return -1;
-        if (compile_pattern(pattern, 0, &t->code) < 0) return -1;
+        if (compile_pattern_jit(pattern, 0, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD, &t->code) < 0) return -1;
         uint32_t groups;
         pcre2_pattern_info(t->code, PCRE2_INFO_CAPTURECOUNT, &groups);
         if (groups > f->maxcap) f->maxcap = groups;
@@ -1774,6 +1799,13 @@ static int filter_init(Filter *f, PyObject *args, PyObject *kw) {
     }
     if (rx_list(f, fails, &f->fails, &f->nfails) < 0) return -1;
     if (f->nfails < 1) { PyErr_SetString(PyExc_ValueError, "at least one failregex"); return -1; }
+    f->has_by_byte = f->nfails <= 64;
+    for (int c = 0; f->has_by_byte && c < 256; c++) {
+        char ch = (char)c;
+        f->by_byte[c] = 0;
+        for (Py_ssize_t i = 0; i < f->nfails; i++)
+            if (may_start(f->fails[i].has_first, f->fails[i].first, &ch)) f->by_byte[c] |= 1ULL << i;
+    }
     if (uni != Py_None) {
         PyObject *pattern, *markers;
         if (!PyArg_ParseTuple(uni, "UO!", &pattern, &PyTuple_Type, &markers)) return -1;
@@ -1872,7 +1904,11 @@ static int f2b_rc(int rc) {
 
 /* dates.DateFinder.find: 1 with d filled (d->t >= 0) or none found (d->t == -1), or the rc
  * of a failed match */
-static int date_find(Filter *f, const char *line, size_t n, Dated *d) {
+#define DATE_PARTIAL (FALLBACK + 2)
+
+/* `partial`: a probe of the first n bytes (PCRE2_PARTIAL_HARD): DATE_PARTIAL as soon as a
+ * template reaches the end of them */
+static int date_find_in(Filter *f, const char *line, size_t n, Dated *d, int partial) {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->base.md);
     PCRE2_SIZE best_start = 0;
     d->t = -1;
@@ -1880,7 +1916,11 @@ static int date_find(Filter *f, const char *line, size_t n, Dated *d) {
     for (Py_ssize_t i = 0; i < f->ntemplates; i++) {
         Template *t = &f->templates[i];
         if (t->has_first && (n == 0 || !may_start(1, t->first, line))) continue;
-        int rc = f2b_rc(f2b_match(f, t->code, line, n));
+        int raw = partial ? pcre2_jit_match(t->code, (PCRE2_SPTR)line, n, 0, PCRE2_PARTIAL_HARD,
+                                            f->base.md, f->base.mctx)
+                          : f2b_match(f, t->code, line, n);
+        if (raw == PCRE2_ERROR_PARTIAL) return DATE_PARTIAL;
+        int rc = f2b_rc(raw);
         if (rc != 1) {
             if (rc == 0) continue;
             return rc;
@@ -1905,6 +1945,44 @@ static int date_find(Filter *f, const char *line, size_t n, Dated *d) {
         if (wins) break;
     }
     return 1;
+}
+
+static int date_find(Filter *f, const char *line, size_t n, Dated *d) {
+    return date_find_in(f, line, n, d, 0);
+}
+
+/* remember the date outcome `d` of `line` (see DateMemo): probe a few prefix lengths */
+static void date_remember(Filter *f, const char *line, size_t n, const Dated *d) {
+    DateMemo *m = &f->memo;
+    if (d->t < 0) return; /* an undated line: its date is searched again */
+    if (m->wait > 0) { m->wait--; return; }
+    static const size_t extra[] = {2, 8, 24};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        size_t k = d->end + extra[i];
+        if (k > n || k > MEMO_KEY) break;
+        Dated p = {line, k, -1, 0, 0, -1};
+        int rc = date_find_in(f, line, k, &p, 1);
+        if (rc == DATE_PARTIAL) continue;
+        if (rc != 1 || p.t != d->t || p.start != d->start || p.end != d->end || p.second != d->second)
+            break; /* a limit, or (never seen) another outcome: nothing remembered */
+        memcpy(m->key, line, k);
+        m->k = k; m->t = d->t; m->start = d->start; m->end = d->end; m->second = d->second;
+        return;
+    }
+    m->wait = 64;
+}
+
+/* date_find through the memo */
+static int date_of(Filter *f, const char *line, size_t n, Dated *d) {
+    DateMemo *m = &f->memo;
+    if (m->k > 0 && n >= m->k && memcmp(line, m->key, m->k) == 0) {
+        d->t = m->t; d->start = m->start; d->end = m->end; d->second = m->second;
+        m->hits++;
+        return 1;
+    }
+    int rc = date_find(f, line, n, d);
+    if (rc == 1) date_remember(f, line, n, d);
+    return rc;
 }
 
 static PyObject *line_text(const char *line, size_t n) {
@@ -1995,21 +2073,36 @@ static int ensure(char **buf, size_t *cap, size_t want) {
     return 0;
 }
 
-static void count_in(const char *s, size_t from, size_t to, size_t *dots, size_t *colons) {
-    size_t d = 0, c = 0;
-    for (size_t i = from; i < to; i++) {
-        d += s[i] == '.';
-        c += s[i] == ':';
+/* how many `ch` in [from, to) of s (memchr: lines hold few dots and colons) */
+static size_t count_char(const char *s, size_t from, size_t to, char ch) {
+    size_t c = 0;
+    const char *p = s + from, *e = s + to;
+    while (p < e && (p = memchr(p, ch, (size_t)(e - p))) != NULL) {
+        c++;
+        p++;
     }
-    *dots += d;
-    *colons += c;
+    return c;
 }
 
-/* dots and colons of s outside [a, b) */
-static void count_outside(const char *s, size_t n, size_t a, size_t b, size_t *dots, size_t *colons) {
-    *dots = *colons = 0;
-    count_in(s, 0, a < n ? a : n, dots, colons);
-    if (b < n) count_in(s, b, n, dots, colons);
+static inline int is_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* 0 when no engine._V6 match of `s` can pass maybe_ipv6: such a match holds "::", or seven
+ * colons each followed by at most four hex digits before the next (the match is
+ * (hex{0,4}:){2,7}hex{0,4}). 1: s has such a run, the scan must look. */
+static int v6_possible(const char *s, size_t n) {
+    const char *p = s, *e = s + n, *prev = NULL;
+    int run = 0;
+    while (p < e && (p = memchr(p, ':', (size_t)(e - p))) != NULL) {
+        if (p + 1 < e && p[1] == ':') return 1;
+        int joined = prev != NULL && p - prev - 1 <= 4;
+        for (const char *q = joined ? prev + 1 : p; joined && q < p; q++) joined = is_hex(*q);
+        run = joined ? run + 1 : 1;
+        if (run >= 7) return 1;
+        prev = p++;
+    }
+    return 0;
 }
 
 /* 0 when `s` (hex digits and colons, an engine._V6 candidate) is certainly no IPv6 address
@@ -2031,9 +2124,9 @@ static int maybe_ipv6(const char *s, size_t n) {
 static int other_address(FRun *fr, const char *s, size_t n, size_t a, size_t b, uint32_t chosen) {
     Filter *f = fr->f;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->base.md);
-    size_t dots, colons;
-    count_outside(s, n, a, b, &dots, &colons);
-    int scan_v4 = dots >= 3, scan_v6 = colons >= 2;
+    size_t lo = a < n ? a : n, hi = b < n ? b : n;
+    int scan_v4 = count_char(s, 0, lo, '.') + count_char(s, hi, n, '.') >= 3;
+    int scan_v6 = count_char(s, 0, lo, ':') + count_char(s, hi, n, ':') >= 2 && v6_possible(s, n);
     for (int pass = 0; pass < 2; pass++) {
         if (!(pass == 0 ? scan_v4 : scan_v6)) continue;
         pcre2_code *code = pass == 0 ? f->v4 : f->v6;
@@ -2132,8 +2225,14 @@ static int f2b_evaluate(FRun *fr, const char *line, size_t n, const Dated *d, co
         if (first < 0) { PyErr_SetString(PyExc_AssertionError, "union matched no marker"); return -1; }
     }
     for (Py_ssize_t idx = first; idx < f->nfails; idx++) {
+        if (f->has_by_byte) { /* to the next failregex that may start with the text's byte */
+            uint64_t left = f->by_byte[(uint8_t)text[0]] >> idx;
+            if (left == 0) break;
+            idx += __builtin_ctzll(left);
+        } else if (!may_start(f->fails[idx].has_first, f->fails[idx].first, text)) {
+            continue;
+        }
         Rx *fail = &f->fails[idx];
-        if (!may_start(fail->has_first, fail->first, text)) continue;
         rc = f2b_rc(f2b_match(f, fail->code, text, tlen));
         if (rc == 0) continue;
         if (rc != 1) return rc < 0 ? -1 : FALLBACK;
@@ -2229,7 +2328,7 @@ static int f2b_line(FRun *fr, const char *line, size_t n) {
     const Dated *before = fr->has_last ? &fr->last : NULL;
     Dated saved;
     if (before != NULL) { saved = *before; before = &saved; }
-    int rc = date_find(fr->f, line, n, &d);
+    int rc = date_of(fr->f, line, n, &d);
     if (rc < 0) return -1;
     if (rc != 1) { /* PCRE2 gave up on a date template: Python decides, and holds the date */
         if (f2b_python(fr, line, n, before) < 0) return -1;
@@ -2317,6 +2416,15 @@ static PyMethodDef filter_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *filter_memo_hits(Filter *f, void *closure) {
+    return PyLong_FromSsize_t(f->memo.hits);
+}
+
+static PyGetSetDef filter_getset[] = {
+    {"date_memo_hits", (getter)filter_memo_hits, NULL, "lines whose date came from the memo", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyTypeObject FilterType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "shieldwall.detect._native.Filter",
@@ -2326,6 +2434,7 @@ static PyTypeObject FilterType = {
     .tp_init = (initproc)filter_init,
     .tp_dealloc = (destructor)filter_dealloc,
     .tp_methods = filter_methods,
+    .tp_getset = filter_getset,
     .tp_doc = "a fail2ban filter (maxlines = 1) over blocks of ASCII lines (see native.py)",
 };
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from shieldwall.detect import BucketRow, BucketSet, Detector, builtin_rule, parse_rule
 from shieldwall.detect import native as c_path
 from shieldwall.detect.bucket import EVIDENCE_CHARS
-from shieldwall.detect.native import Unsupported, first_bytes, pcre2_pattern
+from shieldwall.detect.native import Unsupported, content_head, first_bytes, pcre2_pattern
 from shieldwall.detect.rule import builtin_rule_names as builtin_names
 from shieldwall.detect.scan import block_scanner
 from shieldwall.model import parse_address
@@ -543,3 +543,65 @@ def test_real_logs_give_the_same_answers_in_c_and_python() -> None:
             total_hits += det.counters.get("hits") if native else 0
         assert results[0] == results[1], path
     assert total_hits > 1000
+
+
+# a prefregex's head: the regex without its final ``(?P<content>.+)$``
+HEADS = [
+    r"^(?P<mlfid>(?:\[\])?\s*(?:\S+\s+)?(?:sshd(?:\[\d+\])?:\s+)?)(?:(?:error|fatal): )?",
+    r"^(?P<a>x+)?(?P<b>x*?y)?",
+    r"^(?:(?P<a>\w+) )?\s*",
+    r"^(?P<a>[^:]*):?",
+    r"^",
+]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_content_head_is_the_prefregex_without_its_content(head: str) -> None:
+    pattern = head + r"(?P<content>.+)$"
+    content = _regex.compile(pattern).groupindex["content"]
+    assert content_head(pattern, 0, content) == pcre2_pattern(head, regex_module=True)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "content"),
+    [
+        (r"^(?P<a>x)?(?P<content>.+)$", 1),  # not the content's group number
+        (r"(?s)^(?P<a>x)?(?P<content>.+)$", 2),  # DOTALL: "." takes the newline
+        (r"^(?P<a>x)?|(?P<content>.+)$", 2),  # an alternation at the top
+        (r"^(?P<a>x)?(?(a)y)(?P<content>.+)$", 2),  # a condition
+        (r"^(?P<a>x)?(?P=a)(?P<content>.+)$", 2),  # a backreference
+        (r"^(?P<a>x)?(?P<content>.*)$", 2),  # may be empty
+        (r"^(?P<a>x)?(?P<content>.+?)$", 2),  # lazy
+        (r"^(?P<a>x)?(?P<content>.+)\s*$", 2),  # more after it
+        (r"^(?P<a>x)?(?P<content>[^z]+)$", 2),  # not "."
+        (r"^(?P<content>.+)(?P<a>x)?$", 1),  # not the last group
+    ],
+)
+def test_content_head_refuses_other_shapes(pattern: str, content: int) -> None:
+    assert content_head(pattern, 0, content) is None
+
+
+@settings(
+    max_examples=600, suppress_health_check=[HealthCheck.too_slow], database=None, deadline=None
+)
+@given(
+    which=st.integers(0, len(HEADS) - 1),
+    text=st.text(alphabet="xy :[]sshd1error\t\x1c", max_size=24),
+)
+@example(which=0, text="srv sshd[1]: ")  # the head takes the whole line: no content
+@example(which=1, text="xx")
+def test_content_head_decides_as_the_whole_prefregex(which: int, text: str) -> None:
+    """What the C filter relies on: the whole prefregex matches a line exactly when its head
+    does and leaves some of the line; then the groups are the head's and the content is the
+    rest. (When the head leaves nothing, the C filter runs the whole prefregex.)"""
+    head = _regex.compile(HEADS[which])
+    whole = _regex.compile(HEADS[which] + r"(?P<content>.+)$")
+    found, start = whole.match(text), head.match(text)
+    if start is None:
+        assert found is None
+        return
+    if start.end() == len(text):
+        return  # the C filter asks the whole regex
+    assert found is not None
+    assert found.group("content") == text[start.end() :]
+    assert found.groupdict() == {**start.groupdict(), "content": text[start.end() :]}

@@ -1668,6 +1668,7 @@ typedef struct {
     Py_ssize_t nslots;
     int s_ip4, s_ip6, s_dns, s_fid, s_mlfid, s_nofail;
     pcre2_code *v4, *v6;   /* engine._V4/_V6: the other addresses of a text */
+    pcre2_code *head;      /* the prefregex without its final "(.+)$" (the content), or NULL */
     PCRE2_SIZE *pov, *fov; /* copies of the prefregex's and the failregex's ovectors */
     uint32_t maxcap;
     char *buf, *buf2;
@@ -1753,13 +1754,13 @@ static int slot_named(PyObject *names, const char *name) {
  *   union: None or (pattern, (marker capture per failregex, ...)) */
 static int filter_init(Filter *f, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"names", "templates", "ignores", "ignore_first", "pref", "content",
-                             "union", "fails", "v4", "v6", NULL};
-    PyObject *names, *templates, *ignores, *pref, *uni, *fails, *v4, *v6;
+                             "union", "fails", "v4", "v6", "head", NULL};
+    PyObject *names, *templates, *ignores, *pref, *uni, *fails, *v4, *v6, *head = Py_None;
     int ignore_first, content;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!pOiOO!UU", kwlist, &PyTuple_Type, &names,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!pOiOO!UU|O", kwlist, &PyTuple_Type, &names,
                                      &PyTuple_Type, &templates, &PyTuple_Type, &ignores,
                                      &ignore_first, &pref, &content, &uni, &PyTuple_Type, &fails,
-                                     &v4, &v6))
+                                     &v4, &v6, &head))
         return -1;
     if (f->names != NULL) { PyErr_SetString(PyExc_RuntimeError, "already initialised"); return -1; }
     if (compile_pattern(v4, 0, &f->v4) < 0 || compile_pattern(v6, 0, &f->v6) < 0) return -1;
@@ -1796,6 +1797,14 @@ static int filter_init(Filter *f, PyObject *args, PyObject *kw) {
         pcre2_pattern_info(f->pref.code, PCRE2_INFO_CAPTURECOUNT, &groups);
         if (content < 0 || (uint32_t)content > groups) { PyErr_SetString(PyExc_ValueError, "content capture"); return -1; }
         f->content = content;
+        if (head != Py_None) { /* native.content_head: the prefregex without its "(.+)$" */
+            if (!PyUnicode_Check(head)) { PyErr_SetString(PyExc_TypeError, "head: str or None"); return -1; }
+            if (content < 1 || (uint32_t)content != groups) { PyErr_SetString(PyExc_ValueError, "head: the content must be the last group"); return -1; }
+            if (compile_pattern(head, 0, &f->head) < 0) return -1;
+            uint32_t hg;
+            pcre2_pattern_info(f->head, PCRE2_INFO_CAPTURECOUNT, &hg);
+            if (hg + 1 != groups) { PyErr_SetString(PyExc_ValueError, "head: one group fewer than the prefregex"); return -1; }
+        }
     }
     if (rx_list(f, fails, &f->fails, &f->nfails) < 0) return -1;
     if (f->nfails < 1) { PyErr_SetString(PyExc_ValueError, "at least one failregex"); return -1; }
@@ -1852,6 +1861,7 @@ static void filter_dealloc(Filter *f) {
     rx_free(&f->uni);
     if (f->v4) pcre2_code_free(f->v4);
     if (f->v6) pcre2_code_free(f->v6);
+    if (f->head) pcre2_code_free(f->head);
     PyMem_Free(f->markers); PyMem_Free(f->pov); PyMem_Free(f->fov); PyMem_Free(f->vals);
     PyMem_Free(f->buf); PyMem_Free(f->buf2);
     Py_XDECREF(f->names);
@@ -2198,9 +2208,20 @@ static int f2b_evaluate(FRun *fr, const char *line, size_t n, const Dated *d, co
     const char *text = buf;
     size_t tlen = blen;
     if (f->has_pref) {
-        rc = f2b_rc(f2b_match(f, f->pref.code, buf, blen));
-        if (rc != 1) return rc == 0 ? 0 : rc < 0 ? -1 : FALLBACK;
-        memcpy(f->pov, ov, 2 * ((size_t)f->pref.groups + 1) * sizeof(PCRE2_SIZE));
+        rc = f->head != NULL ? f2b_rc(f2b_match(f, f->head, buf, blen)) : 0;
+        if (f->head != NULL && rc == 1 && ov[1] < blen - 1) {
+            /* the head left content: the whole prefregex's match, its content the rest */
+            memcpy(f->pov, ov, 2 * (size_t)f->pref.groups * sizeof(PCRE2_SIZE));
+            f->pov[1] = blen - 1;
+            f->pov[2 * f->content] = ov[1];
+            f->pov[2 * f->content + 1] = blen - 1;
+        } else {
+            if (f->head != NULL && rc == 0) return 0; /* no head, no prefregex */
+            if (f->head != NULL && rc != 1) return rc < 0 ? -1 : FALLBACK;
+            rc = f2b_rc(f2b_match(f, f->pref.code, buf, blen));
+            if (rc != 1) return rc == 0 ? 0 : rc < 0 ? -1 : FALLBACK;
+            memcpy(f->pov, ov, 2 * ((size_t)f->pref.groups + 1) * sizeof(PCRE2_SIZE));
+        }
         if (f->content > 0 && f->pov[2 * f->content] != PCRE2_UNSET &&
             f->pov[2 * f->content + 1] > f->pov[2 * f->content]) {
             size_t cs = f->pov[2 * f->content], ce = f->pov[2 * f->content + 1];

@@ -133,6 +133,56 @@ def pcre2_pattern(pattern: str, flags: int = 0, *, regex_module: bool = False) -
     return _flag_prefix(tree.state.flags) + _seq(tree.data, cats)
 
 
+def content_head(pattern: str, flags: int, content: int) -> str | None:
+    """For a prefregex that ends ``…(.+)$`` with ``(.+)`` its ``content`` group (fail2ban's
+    ``<F-CONTENT>.+</F-CONTENT>$``, most filters' prefregex): the regex without that end, in
+    PCRE2 syntax (as :func:`pcre2_patterns`'s ``regex_module=True``), else None.
+
+    On one line with its newline, the whole regex matches exactly when this head matches and
+    leaves at least one byte before the newline: the content is then the rest of the line,
+    and the head's groups are the whole regex's (the head's first match is the one the whole
+    regex takes, as ``.+$`` cannot fail after it). Scanning the content for ``.+$`` is half
+    the cost of a prefregex in PCRE2; when the head leaves nothing the whole regex decides.
+    """
+    c = _CONSTANTS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tree = RE_PARSER.parse(pattern, flags)
+    except (re.error, Warning):
+        return None
+    data = list(tree.data)
+    if len(data) < 3 or tree.state.groups - 1 != content or tree.state.flags & c.SRE_FLAG_DOTALL:
+        return None
+    if data[-1] != (c.AT, c.AT_END):
+        return None
+    op, av = data[-2]
+    if op is not c.SUBPATTERN or av[0] != content or av[1] or av[2]:
+        return None
+    body = list(av[3])
+    if len(body) != 1 or body[0][0] is not c.MAX_REPEAT:
+        return None
+    low, high, inner = body[0][1]
+    if low != 1 or high is not c.MAXREPEAT or list(inner) != [(c.ANY, None)]:
+        return None
+    if _refers(data):
+        return None  # a backreference or condition: the head alone might read otherwise
+    try:
+        return _flag_prefix(tree.state.flags) + _seq(data[:-2], _REGEX_CATEGORIES)
+    except Unsupported:
+        return None
+
+
+def _refers(node: Any) -> bool:
+    """Whether a parse tree (or any part of one) holds a backreference or group condition."""
+    c = _CONSTANTS
+    if isinstance(node, RE_PARSER.SubPattern):
+        node = node.data
+    if isinstance(node, tuple) and node and (node[0] is c.GROUPREF or node[0] is c.GROUPREF_EXISTS):
+        return True
+    return isinstance(node, (list, tuple)) and any(_refers(part) for part in node)
+
+
 def _flag_prefix(flags: int) -> str:
     """The pattern's global flags, every one spelled out (on or off)."""
     return f"(?{_scoped(flags, _SPELLED & ~flags)})"
@@ -501,6 +551,13 @@ def _fail2ban_filter(compiled: CompiledFilter) -> NativeFilter | None:
             fails,
             pcre2_pattern(_V4.pattern, _V4.flags),
             pcre2_pattern(_V6.pattern, _V6.flags),
+            None
+            if pref is None or "content" not in pref.regex.groupindex
+            else content_head(
+                pref.regex.pattern,
+                _re_flags(pref.regex.flags),
+                pref.regex.groupindex["content"],
+            ),
         )
     except (Unsupported, ValueError, KeyError):
         return None

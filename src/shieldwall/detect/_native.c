@@ -1643,7 +1643,9 @@ typedef struct {
     int t;
     size_t start, end;
     Py_ssize_t second;
-    int wait;        /* lines before the next probe after one that found no k */
+    int wait;        /* lines before the next probe */
+    int backoff;     /* the wait after a remembered date that served no line (doubles, to 64) */
+    Py_ssize_t used; /* lines served by the date remembered now */
     Py_ssize_t hits; /* lines whose date came from the memo (Filter.date_memo_hits) */
 } DateMemo;
 
@@ -1964,6 +1966,11 @@ static int date_find(Filter *f, const char *line, size_t n, Dated *d) {
 /* remember the date outcome `d` of `line` (see DateMemo): probe a few prefix lengths */
 static void date_remember(Filter *f, const char *line, size_t n, const Dated *d) {
     DateMemo *m = &f->memo;
+    if (m->k > 0) { /* the remembered date served `used` lines: probe less while it serves none */
+        m->backoff = m->used > 0 ? 0 : m->backoff ? (m->backoff < 64 ? 2 * m->backoff : 64) : 1;
+        m->k = 0;
+        if (m->backoff > 0) m->wait = m->backoff;
+    }
     if (d->t < 0) return; /* an undated line: its date is searched again */
     if (m->wait > 0) { m->wait--; return; }
     static const size_t extra[] = {2, 8, 24};
@@ -1977,6 +1984,7 @@ static void date_remember(Filter *f, const char *line, size_t n, const Dated *d)
             break; /* a limit, or (never seen) another outcome: nothing remembered */
         memcpy(m->key, line, k);
         m->k = k; m->t = d->t; m->start = d->start; m->end = d->end; m->second = d->second;
+        m->used = 0;
         return;
     }
     m->wait = 64;
@@ -1988,6 +1996,7 @@ static int date_of(Filter *f, const char *line, size_t n, Dated *d) {
     if (m->k > 0 && n >= m->k && memcmp(line, m->key, m->k) == 0) {
         d->t = m->t; d->start = m->start; d->end = m->end; d->second = m->second;
         m->hits++;
+        m->used++;
         return 1;
     }
     int rc = date_find(f, line, n, d);

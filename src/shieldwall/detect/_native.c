@@ -1208,10 +1208,12 @@ typedef struct {
 static inline int val_true(Val v) { return v.p != NULL && v.n > 0; }
 
 typedef struct CEntry {
-    char *id;
+    char *id;     /* in the entry's own block */
     Py_ssize_t idn;
     uint64_t hash;
-    Val *vals;    /* nslots, owned copies */
+    Val *vals;    /* nslots, in the entry's block; each value in [store, store_end] (the first
+                   * values, copied with the entry) or an owned heap copy */
+    const char *store, *store_end;
     Val *users;   /* distinct user names, owned copies */
     Py_ssize_t nusers, capusers;
     int pending;
@@ -1248,20 +1250,52 @@ static char *dup_bytes(const char *p, Py_ssize_t n) {
     return out;
 }
 
-static int val_set(Val *dst, Val src) { /* dst owns its copy */
+/* a value of entry e dropped (a heap copy freed; the entry's block keeps its bytes). The
+ * block has one byte past store_end, so no other allocation starts at store_end. */
+static void entry_val_free(const CEntry *e, Val *v) {
+    if (v->p != NULL && !(v->p >= e->store && v->p <= e->store_end)) PyMem_Free((void *)v->p);
+    v->p = NULL;
+}
+
+static int entry_val_set(const CEntry *e, Val *dst, Val src) {
     char *copy = NULL;
     if (src.p != NULL && (copy = dup_bytes(src.p, src.n)) == NULL) return -1;
-    PyMem_Free((void *)dst->p);
+    entry_val_free(e, dst);
     dst->p = copy;
     dst->n = src.p != NULL ? src.n : 0;
     return 0;
 }
 
+/* a new entry: one block with its values, its id and the bytes of the values `in` */
+static CEntry *entry_new(FailureCache *fc, const char *id, Py_ssize_t idn, const Val *in) {
+    size_t nslots = (size_t)fc->nslots, need = nslots * sizeof(Val) + (size_t)idn + 1;
+    for (size_t i = 0; i < nslots; i++)
+        if (in[i].p != NULL) need += (size_t)in[i].n;
+    CEntry *e = PyMem_Calloc(1, sizeof(CEntry) + need);
+    if (e == NULL) { PyErr_NoMemory(); return NULL; }
+    e->vals = (Val *)(e + 1);
+    char *w = (char *)(e->vals + nslots);
+    e->id = w;
+    if (idn > 0) memcpy(w, id, (size_t)idn);
+    w += idn;
+    e->idn = idn;
+    e->store = w;
+    for (size_t i = 0; i < nslots; i++) {
+        if (in[i].p == NULL) continue;
+        if (in[i].n > 0) memcpy(w, in[i].p, (size_t)in[i].n);
+        e->vals[i].p = w;
+        e->vals[i].n = in[i].n;
+        w += in[i].n;
+    }
+    e->store_end = w;
+    return e;
+}
+
 static void entry_free(FailureCache *fc, CEntry *e) {
     if (e == NULL) return;
-    for (Py_ssize_t i = 0; i < fc->nslots; i++) PyMem_Free((void *)e->vals[i].p);
+    for (Py_ssize_t i = 0; i < fc->nslots; i++) entry_val_free(e, &e->vals[i]);
     for (Py_ssize_t i = 0; i < e->nusers; i++) PyMem_Free((void *)e->users[i].p);
-    PyMem_Free(e->vals); PyMem_Free(e->users); PyMem_Free(e->id);
+    PyMem_Free(e->users);
     PyMem_Free(e);
 }
 
@@ -1350,11 +1384,11 @@ static int cache_merge(FailureCache *fc, const char *id, Py_ssize_t idn, Val *in
             if (entry_add_user(e, user) < 0) return -1;
             users = e->nusers;
         }
-        if (fc->s_nofail >= 0) { PyMem_Free((void *)e->vals[fc->s_nofail].p); e->vals[fc->s_nofail].p = NULL; }
-        if (fc->s_mlfgained >= 0) { PyMem_Free((void *)e->vals[fc->s_mlfgained].p); e->vals[fc->s_mlfgained].p = NULL; }
+        if (fc->s_nofail >= 0) entry_val_free(e, &e->vals[fc->s_nofail]);
+        if (fc->s_mlfgained >= 0) entry_val_free(e, &e->vals[fc->s_mlfgained]);
         if (gained) e->pending = 0;
         for (Py_ssize_t i = 0; i < fc->nslots; i++)
-            if (in[i].p != NULL && val_set(&e->vals[i], in[i]) < 0) return -1;
+            if (in[i].p != NULL && entry_val_set(e, &e->vals[i], in[i]) < 0) return -1;
         result = e->vals;
         pending = &e->pending;
         *nusers_out = e->nusers;
@@ -1363,15 +1397,9 @@ static int cache_merge(FailureCache *fc, const char *id, Py_ssize_t idn, Val *in
             fc->dropped = e;
         }
     } else if (!forget) {
-        e = PyMem_Calloc(1, sizeof(CEntry));
-        if (e == NULL) { PyErr_NoMemory(); return -1; }
-        e->vals = PyMem_Calloc((size_t)(fc->nslots ? fc->nslots : 1), sizeof(Val));
-        e->id = dup_bytes(id, idn);
-        if (e->vals == NULL || e->id == NULL) { entry_free(fc, e); if (!PyErr_Occurred()) PyErr_NoMemory(); return -1; }
-        e->idn = idn;
+        e = entry_new(fc, id, idn, in);
+        if (e == NULL) return -1;
         e->hash = h;
-        for (Py_ssize_t i = 0; i < fc->nslots; i++)
-            if (in[i].p != NULL && val_set(&e->vals[i], in[i]) < 0) { entry_free(fc, e); return -1; }
         if (val_true(user)) {
             if (entry_add_user(e, user) < 0) { entry_free(fc, e); return -1; }
             users = e->nusers;
@@ -1398,15 +1426,9 @@ static int cache_merge(FailureCache *fc, const char *id, Py_ssize_t idn, Val *in
     }
     int was_pending = pending != NULL && *pending;
     if (pending != NULL) *pending = 0;
-    if (was_pending || users > 1) {
-        if (fc->s_nofail >= 0) {
-            if (result != fc->scratch) PyMem_Free((void *)result[fc->s_nofail].p);
-            result[fc->s_nofail].p = NULL;
-        }
-        if (fc->s_mlfgained >= 0) {
-            if (result != fc->scratch) PyMem_Free((void *)result[fc->s_mlfgained].p);
-            result[fc->s_mlfgained].p = NULL;
-        }
+    if (was_pending || users > 1) { /* result is e's values (pending is set only then) */
+        if (fc->s_nofail >= 0) entry_val_free(e, &result[fc->s_nofail]);
+        if (fc->s_mlfgained >= 0) entry_val_free(e, &result[fc->s_mlfgained]);
     }
     *out = result;
     return 0;

@@ -201,8 +201,8 @@ while True:
     b = src.poll()
     if b is None:
         break
-    lines += len(b.lines); skipped += b.skipped
-    found = det.feed_many(b.lines, now, hits=False, tally=True)  # as the agent does
+    lines += b.count; skipped += b.skipped
+    found = det.feed_many(b.line_block, now, hits=False, tally=True)  # as the agent does
     alerts += len(found.alerts)
 cpu = time.process_time() - t0; wall = time.perf_counter() - w0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

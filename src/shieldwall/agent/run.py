@@ -313,7 +313,7 @@ class Agent:
                     if batch is None:
                         await asyncio.sleep(self.config.poll_interval)
                         continue
-                    if not batch.lines and not batch.skipped and batch.position == last:
+                    if not batch.count and not batch.skipped and batch.position == last:
                         continue
                     await handle(batch)
                     last = batch.position
@@ -346,7 +346,9 @@ class Agent:
     ) -> None:
         now = self.clock.now()
         before = dict(detector.counters.values)
-        detection = detector.feed_many(batch.lines, now, hits=False, tally=True)
+        # a file or stdin batch read as one block is scanned as it is (no split, no join)
+        lines = batch.line_block if isinstance(batch, Batch) else batch.lines
+        detection = detector.feed_many(lines, now, hits=False, tally=True)
         alerts: list[Alert] = detection.alerts
         failures: Tally = {}
         logins: Tally = {}
@@ -357,7 +359,7 @@ class Agent:
             sightings += sightings_of(logins, "success", self.protected, self.recent)
         after = detector.counters.values
         counters = {k: v - before.get(k, 0) for k, v in after.items()}
-        counters["lines.read"] = len(batch.lines)
+        counters["lines.read"] = len(lines)
         counters["lines.skipped"] = batch.skipped
         counters["successes"] = sum(entry.count for entry in logins.values())
         if counters["successes"]:  # the detector counts them as hits too: hits are failures

@@ -46,7 +46,7 @@ from shieldwall.detect.rule import Rule
 from shieldwall.detect.scan import StampCache, block_scanner
 from shieldwall.detect.timestamps import TimeParser
 from shieldwall.errors import RuleError
-from shieldwall.model import Address, Alert, Counters, Hit
+from shieldwall.model import Address, Alert, Counters, Hit, LineBlock
 
 __all__ = ["Detection", "Detector", "Explanation", "Tallied", "Tally", "count_hit", "tally_of"]
 
@@ -316,7 +316,10 @@ class Detector:
         """Process many lines read at ``now``; hits and alerts in line order.
 
         Blocks of clean lines (valid UTF-8, no NUL or CR, none too long) are matched by
-        block (:mod:`shieldwall.detect.scan`), with the same result as line by line.
+        block (:mod:`shieldwall.detect.scan`), with the same result as line by line. A
+        :class:`~shieldwall.model.LineBlock` (a log source's ``Batch.line_block``) is
+        scanned as the block it holds: its lines are split only for the paths that need
+        them, never joined again.
         ``hits=False`` leaves ``Detection.hits`` empty (they are still counted): the cheap
         form for callers that only need alerts. ``tally=True`` fills ``Detection.tally``
         (hits per rule and source, first and last time): what the agent reports, without a
@@ -324,12 +327,15 @@ class Detector:
         """
         now = _check_now(now)
         self._clock(now)
-        batch = lines if isinstance(lines, list) else list(lines)
+        if isinstance(lines, LineBlock):
+            batch = lines
+        else:
+            batch = LineBlock(lines if isinstance(lines, list) else list(lines))
         detection = Detection(tally={} if tally else None)
         block = self._block(batch)
         if block is not None:
             found = self._feed_block(*block, batch, now, detection, hits)
-            self.counters.inc("lines", len(batch))
+            self.counters.inc("lines", batch.count)
             if found:
                 self.counters.inc("hits", found)
             if detection.alerts:
@@ -337,21 +343,21 @@ class Detector:
             return detection
         hit_list, alerts = detection.hits, detection.alerts
         feed = self._feed
-        for raw in batch:
+        for raw in batch.lines:
             feed(raw, now, hit_list, alerts)
-        self._count(len(batch), detection)
+        self._count(batch.count, detection)
         if detection.tally is not None:
             tally_of(hit_list, detection.tally)
         if not hits:
             detection.hits = []
         return detection
 
-    def _block(self, batch: list[bytes]) -> tuple[bytes, str | None] | None:
+    def _block(self, batch: LineBlock) -> tuple[bytes, str | None] | None:
         """The batch as one block (leading newline) of valid UTF-8, and its text if it is not
         all ASCII (decoding checked it); None if the batch needs the line path."""
-        if len(batch) < 2 or max(map(len, batch)) > self.max_line:
+        if batch.count < 2 or not batch.fits(self.max_line):
             return None
-        data = b"\n" + b"\n".join(batch)
+        data = b"\n" + batch.block
         if b"\x00" in data or b"\r" in data:
             return None
         if data.isascii():
@@ -365,7 +371,7 @@ class Detector:
         self,
         data: bytes,
         text: str | None,
-        batch: list[bytes],
+        batch: LineBlock,
         now: datetime,
         detection: Detection,
         want: bool,
@@ -377,7 +383,7 @@ class Detector:
         # what the C scan may take: the whole block, or its runs of ASCII lines
         runs: list[tuple[bytes, bool, int]] | None = None
         if not want:
-            runs = [(data, True, len(batch))] if text is None else _ascii_runs(data, batch)
+            runs = [(data, True, batch.count)] if text is None else _ascii_runs(batch.lines)
         block = text or ""  # the text, made for the first rule that needs it
         for order, unit in enumerate(self._units):
             engine = unit.c_filter if runs is not None else None
@@ -393,7 +399,7 @@ class Detector:
                 continue
             if not block:
                 block = data.decode("utf-8")
-            total += self._python_unit(unit, order, block, len(batch), now, detection, ordered)
+            total += self._python_unit(unit, order, block, batch.count, now, detection, ordered)
         if ordered is not None:
             ordered.sort(key=_by_line)
             detection.hits = [hit for _, _, hit in ordered]
@@ -732,8 +738,8 @@ def _by_line(item: tuple[int, int, Hit]) -> tuple[int, int]:
     return item[0], item[1]
 
 
-def _ascii_runs(data: bytes, batch: list[bytes]) -> list[tuple[bytes, bool, int]]:
-    """The block ``data`` of ``batch`` (not all ASCII) as runs of consecutive lines, in order:
+def _ascii_runs(batch: list[bytes]) -> list[tuple[bytes, bool, int]]:
+    """The lines of ``batch`` (not all ASCII) as runs of consecutive lines, in order:
     ``(block with a leading newline, all ASCII, lines)``. The C scan takes the ASCII runs, so
     one line with a non-ASCII byte (an attacker can send one) moves only itself to the Python
     path."""

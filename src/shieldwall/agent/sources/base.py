@@ -4,7 +4,9 @@ Contract (guarantee 2 of ``DESIGN.md``: never lose or double-count a line):
 
 * A source yields :class:`Batch` es of complete lines, as ``bytes`` without the newline. It
   never decodes: decoding is the detector's job. Binary garbage and invalid UTF-8 pass
-  through untouched.
+  through untouched. A read whose lines all fit is handed out as the block it was
+  (:meth:`LineSplitter.feed_block`, ``Batch.line_block``), split only if someone asks for
+  ``Batch.lines``.
 * Every batch carries the :class:`Position` just after its last line. The *caller* owns
   persistence: it processes the batch, then stores ``batch.position`` (together with the
   effects of the batch, in one transaction). A new source started from a stored position
@@ -30,10 +32,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Protocol
 
-from shieldwall.model import Counters
+from shieldwall.model import Counters, LineBlock, short_lines
 
 EMPTY_FINGERPRINT = hashlib.sha256(b"").hexdigest()
 """The fingerprint of nothing: a position at offset 0, or one that carries no fingerprint."""
@@ -119,21 +121,86 @@ def _int(data: Mapping[object, object], key: str) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
 class Batch:
-    """Lines read by one ``poll()``.
+    """Lines read by one ``poll()`` (a value: frozen, equal by content).
 
     * ``lines`` — complete lines, without their newline, in file order.
     * ``position`` — just after the last line (or skipped line) of the batch.
     * ``skipped`` — lines longer than ``max_line`` passed over in this batch.
     * ``rotated`` — a rotation or truncation was followed during this batch (the lines before
       it came from the old file, the ones after from the new one).
+
+    The lines may come as a :class:`~shieldwall.model.LineBlock` (``Batch(block, position)``):
+    a source that read them as one block hands that out, and ``lines`` splits it only when
+    asked (once). ``count`` and ``block`` (the lines joined by ``b"\\n"``) need no split;
+    ``line_block`` is what ``Detector.feed_many`` scans without joining the lines again.
     """
 
-    lines: list[bytes]
+    __slots__ = ("_lines", "position", "rotated", "skipped")
+    __match_args__ = ("lines", "position", "skipped", "rotated")
+
+    _lines: LineBlock
     position: Position
-    skipped: int = 0
-    rotated: bool = False
+    skipped: int
+    rotated: bool
+
+    def __init__(
+        self,
+        lines: list[bytes] | LineBlock,
+        position: Position,
+        skipped: int = 0,
+        rotated: bool = False,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "_lines", lines if isinstance(lines, LineBlock) else LineBlock(lines))
+        init(self, "position", position)
+        init(self, "skipped", skipped)
+        init(self, "rotated", rotated)
+
+    @property
+    def lines(self) -> list[bytes]:
+        """The lines as a list (split on first use if they came as a block, then kept)."""
+        return self._lines.lines
+
+    @property
+    def count(self) -> int:
+        """How many lines (``len(lines)``, without splitting them)."""
+        return self._lines.count
+
+    @property
+    def block(self) -> bytes:
+        """The lines joined by ``b"\\n"``, no trailing newline (no join if read as a block)."""
+        return self._lines.block
+
+    @property
+    def line_block(self) -> LineBlock:
+        """The lines in the form they came in: what to hand to ``Detector.feed_many``."""
+        return self._lines
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return (self._lines, self.position, self.skipped, self.rotated) == (
+            other._lines,
+            other.position,
+            other.skipped,
+            other.rotated,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Batch(lines={self.lines!r}, position={self.position!r}, "
+            f"skipped={self.skipped!r}, rotated={self.rotated!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[Batch], tuple[LineBlock, Position, int, bool]]:
+        return Batch, (self._lines, self.position, self.skipped, self.rotated)
 
 
 class LineSource(Protocol):
@@ -234,6 +301,27 @@ class LineSplitter:
                         lines.append(part)
         self._keep(data[last + 1 :])
         return lines, skipped, last + 1
+
+    def feed_block(self, data: bytes) -> tuple[LineBlock, int, int]:
+        """:meth:`feed`, with the lines as a :class:`~shieldwall.model.LineBlock`.
+
+        When no line of ``data`` is too long (the usual case), the lines are kept as one
+        block — ``data`` up to its last newline, the pending partial line in front — and are
+        never split; else this is :meth:`feed`'s split. Same lines, same state after it.
+        """
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._keep(data)
+            return LineBlock(), 0, 0
+        buf = self._buf
+        if not self._discarding and len(buf) + data.find(b"\n") <= self._max:
+            block = b"".join((buf, memoryview(data)[:last])) if buf else data[:last]
+            if short_lines(block, self._max):
+                buf.clear()
+                self._keep(data[last + 1 :])
+                return LineBlock.joined(block, data.count(b"\n", 0, last) + 1), 0, last + 1
+        lines, skipped, consumed = self.feed(data)
+        return LineBlock(lines), skipped, consumed
 
     def flush(self) -> tuple[list[bytes], int]:
         """End of stream: the unterminated last line, if any, as ``(lines, skipped)``."""

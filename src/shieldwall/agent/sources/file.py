@@ -2,7 +2,10 @@
 
 :class:`FileSource` reads raw bytes with ``pread`` from a file descriptor it keeps open, cuts
 them into lines and hands them out in :class:`~shieldwall.agent.sources.base.Batch` es, each
-with the :class:`~shieldwall.agent.sources.base.Position` just after its last line.
+with the :class:`~shieldwall.agent.sources.base.Position` just after its last line. A read
+whose lines are all short enough is handed out as one block (a
+:class:`~shieldwall.model.LineBlock`: the bytes up to its last newline, not split), which the
+detector scans as it is.
 
 Position
     ``(path, dev, inode, offset, fingerprint)``: the file the bytes come from, the byte
@@ -71,7 +74,7 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 
 from shieldwall.agent.sources.base import Batch, LineSplitter, Position
-from shieldwall.model import Counters
+from shieldwall.model import Counters, LineBlock
 
 __all__ = ["HEAD_BYTES", "TAIL_BYTES", "Batch", "FileSource", "Position", "fingerprint"]
 
@@ -118,18 +121,24 @@ def _close(fd: int | None) -> None:
 
 @dataclass(slots=True)
 class _Acc:
-    """What one poll gathered."""
+    """What one poll gathered: usually the block of one read, else a few to concatenate."""
 
-    lines: list[bytes] = field(default_factory=list)
+    parts: list[LineBlock] = field(default_factory=list)
+    count: int = 0
     skipped: int = 0
     rotated: bool = False
 
-    def add(self, lines: list[bytes], skipped: int) -> None:
-        self.lines.extend(lines)
+    def add(self, lines: LineBlock, skipped: int) -> None:
+        if lines.count:
+            self.parts.append(lines)
+            self.count += lines.count
         self.skipped += skipped
 
+    def lines(self) -> LineBlock:
+        return LineBlock.concat(self.parts)
+
     def empty(self) -> bool:
-        return not self.lines and not self.skipped and not self.rotated
+        return not self.count and not self.skipped and not self.rotated
 
 
 class FileSource:
@@ -221,11 +230,11 @@ class FileSource:
         pos = self._pos
         if pos is None or (acc.empty() and pos == before and not more):
             return None
-        if acc.lines:
-            self.counters.inc("lines", len(acc.lines))
+        if acc.count:
+            self.counters.inc("lines", acc.count)
         if acc.skipped:
             self.counters.inc("skipped", acc.skipped)
-        return Batch(acc.lines, pos, acc.skipped, acc.rotated)
+        return Batch(acc.lines(), pos, acc.skipped, acc.rotated)
 
     async def batches(self, poll_interval: float = 0.05) -> AsyncGenerator[Batch, None]:
         """Poll until closed, sleeping ``poll_interval`` seconds when there is nothing new.
@@ -239,7 +248,7 @@ class FileSource:
                 await asyncio.sleep(poll_interval)
                 continue
             if (
-                not batch.lines
+                not batch.count
                 and not batch.skipped
                 and not batch.rotated
                 and batch.position == last
@@ -286,7 +295,7 @@ class FileSource:
         before = self._recent
         self._recent = (before + data[-TAIL_BYTES:])[-TAIL_BYTES:]
         self._read_pos = start + len(data)
-        lines, skipped, consumed = self._splitter.feed(data)
+        lines, skipped, consumed = self._splitter.feed_block(data)  # no split if it can help it
         acc.add(lines, skipped)
         if consumed:
             self._offset = start + consumed
@@ -324,7 +333,8 @@ class FileSource:
                 _close(fd)
             raise
         if flush_into is not None:
-            flush_into.add(*self._splitter.flush())
+            last, skipped = self._splitter.flush()
+            flush_into.add(LineBlock(last), skipped)
         if self._fd is not None and self._fd != fd:
             _close(self._fd)
         self._fd = fd

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import BinaryIO
 
 from shieldwall.agent.sources.base import EMPTY_FINGERPRINT, Batch, LineSplitter, Position
-from shieldwall.model import Counters
+from shieldwall.model import Counters, LineBlock
 
 __all__ = ["StdinSource"]
 
@@ -129,16 +129,17 @@ class StdinSource:
 
     def _take(self, data: bytes) -> Batch | None:
         if data:
-            lines, skipped, _ = self._splitter.feed(data)
+            lines, skipped, _ = self._splitter.feed_block(data)
         else:
             self._eof = True
-            lines, skipped = self._splitter.flush()
-        if not lines and not skipped:
+            last, skipped = self._splitter.flush()
+            lines = LineBlock(last)
+        if not lines.count and not skipped:
             return None
-        self._count += len(lines) + skipped
+        self._count += lines.count + skipped
         self._pos = Position(self._name, 0, 0, self._count, EMPTY_FINGERPRINT)
-        if lines:
-            self.counters.inc("lines", len(lines))
+        if lines.count:
+            self.counters.inc("lines", lines.count)
         if skipped:
             self.counters.inc("skipped", skipped)
         return Batch(lines, self._pos, skipped)

@@ -1654,7 +1654,7 @@ static inline int may_start(int has, const uint8_t *map, const char *s) {
     return !has || (map[c >> 3] >> (c & 7)) & 1;
 }
 
-/* The outcome of date_find for every line that starts with key[0, k): the templates never
+/* The outcome of date_find_in for every line that starts with key[0, k): the templates never
  * looked at a byte past k (a PCRE2_PARTIAL_HARD run over the first k bytes gave the same
  * outcome with no partial match), so the rest of the line cannot change it. Lines of one
  * second share it (syslog: "Mar  1 00:00:01 w", k = the date's end + 2). */
@@ -1936,12 +1936,11 @@ static int f2b_rc(int rc) {
     return match_error(rc);
 }
 
-/* dates.DateFinder.find: 1 with d filled (d->t >= 0) or none found (d->t == -1), or the rc
- * of a failed match */
 #define DATE_PARTIAL (FALLBACK + 2)
 
-/* `partial`: a probe of the first n bytes (PCRE2_PARTIAL_HARD): DATE_PARTIAL as soon as a
- * template reaches the end of them */
+/* dates.DateFinder.find: 1 with d filled (d->t >= 0) or none found (d->t == -1), or the rc
+ * of a failed match. `partial`: a probe of the first n bytes (PCRE2_PARTIAL_HARD),
+ * DATE_PARTIAL as soon as a template reaches the end of them */
 static int date_find_in(Filter *f, const char *line, size_t n, Dated *d, int partial) {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->base.md);
     PCRE2_SIZE best_start = 0;
@@ -1981,10 +1980,6 @@ static int date_find_in(Filter *f, const char *line, size_t n, Dated *d, int par
     return 1;
 }
 
-static int date_find(Filter *f, const char *line, size_t n, Dated *d) {
-    return date_find_in(f, line, n, d, 0);
-}
-
 /* remember the date outcome `d` of `line` (see DateMemo): probe a few prefix lengths */
 static void date_remember(Filter *f, const char *line, size_t n, const Dated *d) {
     DateMemo *m = &f->memo;
@@ -2012,7 +2007,7 @@ static void date_remember(Filter *f, const char *line, size_t n, const Dated *d)
     m->wait = 64;
 }
 
-/* date_find through the memo */
+/* date_find_in through the memo */
 static int date_of(Filter *f, const char *line, size_t n, Dated *d) {
     DateMemo *m = &f->memo;
     if (m->k > 0 && n >= m->k && memcmp(line, m->key, m->k) == 0) {
@@ -2021,7 +2016,7 @@ static int date_of(Filter *f, const char *line, size_t n, Dated *d) {
         m->used++;
         return 1;
     }
-    int rc = date_find(f, line, n, d);
+    int rc = date_find_in(f, line, n, d, 0);
     if (rc == 1) date_remember(f, line, n, d);
     return rc;
 }
@@ -2239,16 +2234,15 @@ static int f2b_evaluate(FRun *fr, const char *line, size_t n, const Dated *d, co
     const char *text = buf;
     size_t tlen = blen;
     if (f->has_pref) {
-        rc = f->head != NULL ? f2b_rc(f2b_match(f, f->head, buf, blen)) : 0;
-        if (f->head != NULL && rc == 1 && ov[1] < blen - 1) {
-            /* the head left content: the whole prefregex's match, its content the rest */
+        /* the head first (no head, no prefregex): if it leaves content, that is the rest */
+        rc = f->head != NULL ? f2b_rc(f2b_match(f, f->head, buf, blen)) : 1;
+        if (rc != 1) return rc == 0 ? 0 : rc < 0 ? -1 : FALLBACK;
+        if (f->head != NULL && ov[1] < blen - 1) {
             memcpy(f->pov, ov, 2 * (size_t)f->pref.groups * sizeof(PCRE2_SIZE));
             f->pov[1] = blen - 1;
             f->pov[2 * f->content] = ov[1];
             f->pov[2 * f->content + 1] = blen - 1;
         } else {
-            if (f->head != NULL && rc == 0) return 0; /* no head, no prefregex */
-            if (f->head != NULL && rc != 1) return rc < 0 ? -1 : FALLBACK;
             rc = f2b_rc(f2b_match(f, f->pref.code, buf, blen));
             if (rc != 1) return rc == 0 ? 0 : rc < 0 ? -1 : FALLBACK;
             memcpy(f->pov, ov, 2 * ((size_t)f->pref.groups + 1) * sizeof(PCRE2_SIZE));

@@ -121,22 +121,28 @@ def pcre2_pattern(pattern: str, flags: int = 0, *, regex_module: bool = False) -
     ``regex_module=True``: with the meaning the ``regex`` module (``VERSION0``, what
     fail2ban filters are compiled with) gives the pattern; on ASCII text it differs from
     ``re`` in one place, ``\\s``, which does not match ``\\x1c``-``\\x1f`` there."""
+    tree = _parse(pattern, flags)
+    cats = _REGEX_CATEGORIES if regex_module else _CATEGORIES
+    return _flag_prefix(tree.state.flags) + _seq(tree.data, cats)
+
+
+def _parse(pattern: str, flags: int) -> Any:
+    """Python's parse tree of ``pattern``; raises :class:`Unsupported` for a pattern that is
+    no regex or that Python warns about."""
     try:
         with warnings.catch_warnings():
             # "possible nested set" and the like: a construct that the regex module may
             # read otherwise (a POSIX class) has no single meaning to rewrite
             warnings.simplefilter("error")
-            tree = RE_PARSER.parse(pattern, flags)
+            return RE_PARSER.parse(pattern, flags)
     except (re.error, Warning) as exc:
         raise Unsupported(f"not a Python regex: {exc}") from exc
-    cats = _REGEX_CATEGORIES if regex_module else _CATEGORIES
-    return _flag_prefix(tree.state.flags) + _seq(tree.data, cats)
 
 
 def content_head(pattern: str, flags: int, content: int) -> str | None:
     """For a prefregex that ends ``…(.+)$`` with ``(.+)`` its ``content`` group (fail2ban's
     ``<F-CONTENT>.+</F-CONTENT>$``, most filters' prefregex): the regex without that end, in
-    PCRE2 syntax (as :func:`pcre2_patterns`'s ``regex_module=True``), else None.
+    PCRE2 syntax (as :func:`pcre2_pattern`'s ``regex_module=True``), else None.
 
     On one line with its newline, the whole regex matches exactly when this head matches and
     leaves at least one byte before the newline: the content is then the rest of the line,
@@ -146,10 +152,8 @@ def content_head(pattern: str, flags: int, content: int) -> str | None:
     """
     c = _CONSTANTS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            tree = RE_PARSER.parse(pattern, flags)
-    except (re.error, Warning):
+        tree = _parse(pattern, flags)
+    except Unsupported:
         return None
     data = list(tree.data)
     if len(data) < 3 or tree.state.groups - 1 != content or tree.state.flags & c.SRE_FLAG_DOTALL:

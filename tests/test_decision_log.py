@@ -7,15 +7,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shieldwall.decision_log import DecisionView, blocked_scopes, diff, replay
+from shieldwall.blocklist import Diff, full_diff
+from shieldwall.decision_log import DecisionView, blocked_scopes, replay
 from shieldwall.model import (
     Action,
-    Add,
     Decision,
     DecisionEvent,
     EventKind,
     Origin,
-    Remove,
     parse_scope,
 )
 
@@ -57,11 +56,14 @@ def test_duplicates_and_old_events_are_ignored() -> None:
 def test_blocked_scopes_takes_the_latest_expiry_and_diff_only_extends() -> None:
     a = dec(1, 10, "203.0.113.1")
     b = Decision("x", a.scope, Action.BAN, Origin.OPERATOR, "r", NOW, NOW + timedelta(hours=9))
+    now = NOW.timestamp()
     target = blocked_scopes([a, b], NOW)
-    assert target == {a.scope: b.expires}
-    assert diff({a.scope: a.expires}, target) == [Add(a.scope, b.expires)]
-    assert diff(target, {a.scope: a.expires}) == []  # never shortens
-    assert diff(target, {}) == [Remove(a.scope)]
+    assert target == {a.scope: b.expires.timestamp()}
+    before = {a.scope: a.expires.timestamp()}
+    assert full_diff(before, target, now) == Diff({a.scope: b.expires.timestamp()})
+    # shorter: the block is replaced (unblocked, then blocked until the earlier expiry)
+    assert full_diff(target, before, now) == Diff(before, [a.scope])
+    assert full_diff(target, {}, now) == Diff({}, [a.scope])
 
 
 @st.composite

@@ -9,11 +9,11 @@ resuming a stream from ``since=SEQ`` exact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shieldwall.model import Add, Change, Decision, DecisionEvent, EventKind, Remove, Scope
+from shieldwall.model import Decision, DecisionEvent, EventKind, Scope
 
 
 @dataclass(slots=True)
@@ -58,26 +58,16 @@ def replay(events: Iterable[DecisionEvent], now: datetime) -> list[Decision]:
     return view.active(now)
 
 
-def blocked_scopes(decisions: Iterable[Decision], now: datetime) -> dict[Scope, datetime]:
-    """Scope → the latest expiry over all active decisions on it."""
-    out: dict[Scope, datetime] = {}
+def blocked_scopes(decisions: Iterable[Decision], now: datetime) -> dict[Scope, float]:
+    """Scope → the latest expiry (epoch seconds) over all active decisions on it: what a
+    member must block, recomputed in full (the reference the incremental
+    :class:`~shieldwall.blocklist.BlockList` is tested against)."""
+    out: dict[Scope, float] = {}
     for d in decisions:
         if not d.active_at(now):
             continue
+        expires = d.expires.timestamp()
         prev = out.get(d.scope)
-        if prev is None or d.expires > prev:
-            out[d.scope] = d.expires
-    return out
-
-
-def diff(before: Mapping[Scope, datetime], after: Mapping[Scope, datetime]) -> list[Change]:
-    """What an enforcer must do to go from ``before`` to ``after`` (extend-only adds)."""
-    changes: list[Change] = []
-    for scope, expires in after.items():
-        prev = before.get(scope)
         if prev is None or expires > prev:
-            changes.append(Add(scope, expires))
-    for scope in before:
-        if scope not in after:
-            changes.append(Remove(scope))
-    return changes
+            out[d.scope] = expires
+    return out

@@ -322,9 +322,11 @@ class _CouncilWatcher(threading.Thread):
                         event = line[6:].strip()
                         if event == "snapshot":
                             self.ready.set()
-                    elif line.startswith("data:") and event == "add":
-                        data = json.loads(line[5:])
-                        self.decided.setdefault(data["decision"]["scope"], time.time())
+                    elif line.startswith("data:") and event == "batch":
+                        now = time.time()
+                        for _, kind, _, scope, _ in json.loads(line[5:])["events"]:
+                            if kind == "add":
+                                self.decided.setdefault(scope, now)
         except httpx.HTTPError:
             return
 

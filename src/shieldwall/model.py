@@ -13,13 +13,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from shieldwall.errors import InvalidScope
+from shieldwall.net import Net, host, parse_net
 
 Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-Scope: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-"""What a decision targets: a network. A single address is a /32 (IPv4) or /128 (IPv6)."""
+Scope: TypeAlias = Net
+"""What a decision targets: a network (:class:`~shieldwall.net.Net`, one int). A single
+address is a /32 (IPv4) or /128 (IPv6)."""
 
 
 def parse_address(text: str) -> Address:
@@ -36,24 +38,21 @@ def parse_address(text: str) -> Address:
 def parse_scope(text: str) -> Scope:
     """Parse ``1.2.3.4``, ``1.2.3.0/24``, ``2001:db8::/32``. Host bits must be zero."""
     text = text.strip()
-    if "/" not in text:
-        return address_scope(parse_address(text))
     try:
-        net = ipaddress.ip_network(text, strict=True)
+        return parse_net(text)
     except ValueError as exc:
+        if "/" not in text:
+            raise InvalidScope(f"not an IP address: {text!r}") from exc
         raise InvalidScope(f"not an IP address or CIDR network: {text!r} ({exc})") from exc
-    return net
 
 
 def address_scope(addr: Address) -> Scope:
-    return ipaddress.ip_network(addr)
+    return host(addr)
 
 
 def scope_str(scope: Scope) -> str:
     """``1.2.3.4`` for a single address, ``1.2.3.0/24`` for a wider network."""
-    if scope.num_addresses == 1:
-        return str(scope.network_address)
-    return str(scope)
+    return scope.text()
 
 
 class Action(StrEnum):
@@ -124,6 +123,18 @@ class DecisionEvent:
     at: datetime
 
 
+class LogEvent(NamedTuple):
+    """A decision-log event as a member holds it: what it needs to enforce, nothing more
+    (the stream's compact form; :class:`DecisionEvent` is the council's full one)."""
+
+    seq: int
+    kind: EventKind
+    decision_id: str
+    scope: Scope
+    expires: float
+    """Epoch seconds."""
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """A decision the treaty refused, and why."""
@@ -133,24 +144,6 @@ class Refusal:
     member: str | None
     at: datetime
     rule: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Add:
-    """Enforcer change: block ``scope`` until ``expires``."""
-
-    scope: Scope
-    expires: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Remove:
-    """Enforcer change: stop blocking ``scope``."""
-
-    scope: Scope
-
-
-Change: TypeAlias = Add | Remove
 
 
 @dataclass(slots=True)

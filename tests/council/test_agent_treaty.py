@@ -87,7 +87,7 @@ async def test_agent_sightings_successes_and_consultation(council: Council, tmp_
         scope = parse_scope("203.0.113.70")
 
         async def enforced() -> bool:
-            return scope in agent.enforcement.current
+            return agent.blocks.blocked(scope, council.clock.now().timestamp()) is not None
 
         await until(enforced, "web1 to enforce the decision")
         state_counters = agent.state.counters()

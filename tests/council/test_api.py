@@ -10,9 +10,9 @@ import httpx
 import msgspec
 import pytest
 
-from shieldwall.agent.client import CouncilClient
+from shieldwall.agent.client import CouncilClient, StreamBatch, StreamSnapshot
 from shieldwall.errors import CouncilError
-from shieldwall.model import DecisionEvent, EventKind
+from shieldwall.model import EventKind, LogEvent
 from shieldwall.wire import signing
 from shieldwall.wire.messages import Report, Snapshot, WireAlert, encode
 from tests.council.conftest import Council
@@ -197,13 +197,17 @@ async def test_operator_ban_unban_and_protected_refusal(council: Council) -> Non
 
 async def _collect(
     client: CouncilClient, since: int | None, n: int
-) -> list[Snapshot | DecisionEvent]:
-    got: list[Snapshot | DecisionEvent] = []
+) -> list[StreamSnapshot | LogEvent]:
+    """The first ``n`` items of the stream: a snapshot, then events one by one."""
+    got: list[StreamSnapshot | LogEvent] = []
     async for item in client.stream(since):
-        got.append(item)
+        if isinstance(item, StreamBatch):
+            got += item.events
+        elif isinstance(item, StreamSnapshot):
+            got.append(item)
         if len(got) >= n:
             break
-    return got
+    return got[:n]
 
 
 async def test_stream_sends_snapshot_then_live_and_resumes_exactly(council: Council) -> None:
@@ -216,9 +220,9 @@ async def test_stream_sends_snapshot_then_live_and_resumes_exactly(council: Coun
     await client.send_report(uuid.uuid4().hex, [wire_alert("203.0.113.10", council)])
     await client.send_report(uuid.uuid4().hex, [wire_alert("203.0.113.11", council)])
     got = await asyncio.wait_for(first, 10)
-    assert isinstance(got[0], Snapshot)
+    assert isinstance(got[0], StreamSnapshot)
     assert got[0].seq == 3
-    assert len(got[0].decisions) == 3
+    assert len(got[0].claims) == 3
     assert [e.seq for e in got[1:]] == [4, 5]  # type: ignore[union-attr]
     async with httpx.AsyncClient(base_url=council.url, headers=council.headers) as http:
         await http.post("/v1/decisions/revoke", json={"scope": "203.0.113.1"})
@@ -231,7 +235,7 @@ async def test_stream_sends_snapshot_then_live_and_resumes_exactly(council: Coun
     ]
     # a member ahead of the log (the council's database was replaced) gets a snapshot
     ahead = await asyncio.wait_for(_collect(client, 999, 1), 10)
-    assert isinstance(ahead[0], Snapshot)
+    assert isinstance(ahead[0], StreamSnapshot)
     assert ahead[0].seq == 6
     await client.close()
 

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shieldwall.model import DecisionEvent, EventKind
+from shieldwall.agent.client import StreamBatch, StreamSnapshot
+from shieldwall.model import EventKind, LogEvent
 from shieldwall.wire import signing
-from shieldwall.wire.messages import ConcernRequest, Snapshot, WireAlert, WireConsult, encode
+from shieldwall.wire.messages import ConcernRequest, WireAlert, WireConsult, encode
 from tests.council.conftest import Council
 from tests.council.support import (
     active,
@@ -220,11 +221,11 @@ async def _streams(council: Council, n: int) -> bool:
     return council.service.broadcaster.subscribers >= n
 
 
-async def _events(client: Any, since: int, n: int) -> list[DecisionEvent]:
-    got: list[DecisionEvent] = []
+async def _events(client: Any, since: int, n: int) -> list[LogEvent]:
+    got: list[LogEvent] = []
     async for item in client.stream(since):
-        if isinstance(item, DecisionEvent):
-            got.append(item)
+        if isinstance(item, StreamBatch):
+            got += item.events
         if len(got) >= n:
             break
     return got
@@ -245,11 +246,11 @@ async def test_revocation_retracts_sole_evidence_decisions_through_the_stream(
     assert len(r.json()["decisions_revoked"]) == 1
     assert r.json()["amended"] == 1
     (event,) = await asyncio.wait_for(follow, 10)
-    assert (event.kind, str(event.decision.scope)) == (EventKind.REVOKE, "203.0.113.1/32")
+    assert (event.kind, str(event.scope)) == (EventKind.REVOKE, "203.0.113.1/32")
     (left,) = await active(council)
     assert left["scope"] == "203.0.113.2"
     assert (await explain(council, left["id"]))["evidence"]["members"] == ["good"]
-    why = await explain(council, event.decision.id)
+    why = await explain(council, event.decision_id)
     assert (why["state"], why["revoked"]["clauses"]) == ("revoked", ["revocation"])
     await close_all([bad, good, watcher])
 
@@ -341,7 +342,7 @@ async def test_snapshot_then_consultation_does_not_move_the_resume_point(
     async with operator(council) as http:
         await http.post("/v1/concerns", json={"source": "203.0.113.77"})
     await asyncio.wait_for(reader, 10)
-    assert isinstance(items[0], Snapshot)
+    assert isinstance(items[0], StreamSnapshot)
     assert items[0].seq == 1
     assert isinstance(items[-1], WireConsult)
     await a.client.close()

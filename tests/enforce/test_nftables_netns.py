@@ -49,33 +49,35 @@ while True:
 """
 
 DRIVER = """
-import asyncio, ipaddress, json, sys
-from datetime import datetime, timedelta, timezone
+import asyncio, json, sys, time
+from shieldwall.blocklist import Diff
 from shieldwall.enforce.nftables import NftEnforcer
-from shieldwall.model import Add, Remove, scope_str
+from shieldwall.model import parse_scope, scope_str
 
 table, backend = sys.argv[1], sys.argv[2]
 enf = NftEnforcer(table, backend=None if backend == "auto" else backend)
 loop = asyncio.new_event_loop()
 
-def when(now, ttl):
-    return now + timedelta(seconds=ttl)
+def scope(text):
+    return parse_scope(text.removesuffix("/32").removesuffix("/128"))
 
 for line in sys.stdin:
     req = json.loads(line)
-    now = datetime.now(timezone.utc)
+    now = time.time()
     try:
         op = req["op"]
         if op == "apply":
-            changes = [
-                Add(ipaddress.ip_network(c[1]), when(now, c[2])) if c[0] == "add"
-                else Remove(ipaddress.ip_network(c[1]))
-                for c in req["changes"]
-            ]
-            loop.run_until_complete(enf.apply(changes, now))
+            block, unblock = {}, []
+            for c in req["changes"]:  # in order: an unblock after a block drops it
+                if c[0] == "add":
+                    block[scope(c[1])] = now + c[2]
+                else:
+                    block.pop(scope(c[1]), None)
+                    unblock.append(scope(c[1]))
+            loop.run_until_complete(enf.apply(Diff(block, unblock), now))
             out = None
         elif op == "sync":
-            active = {ipaddress.ip_network(s): when(now, ttl) for s, ttl in req["active"]}
+            active = {scope(s): now + ttl for s, ttl in req["active"]}
             loop.run_until_complete(enf.sync(active, now))
             out = None
         elif op == "list":

@@ -129,9 +129,11 @@ def test_restarted_member_converges_to_the_councils_active_set(
     def view_ids() -> set[str]:
         st = AgentState(str(third.dir / "state"))
         try:
-            seq, decisions = st.view()
-            now = datetime.now(UTC)
-            return {d.id for d in decisions if d.active_at(now)} if seq == council["seq"] else set()
+            seq, claims = st.view()
+            now = datetime.now(UTC).timestamp()
+            if seq != council["seq"]:
+                return set()
+            return {i for i, _, expires in claims if expires > now}
         finally:
             st.close()
 

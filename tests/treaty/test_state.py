@@ -48,9 +48,24 @@ def test_the_state_round_trips_through_json() -> None:
     restored = TreatyState.from_plain(json.loads(json.dumps(plain)))
 
     assert restored.to_plain() == plain
-    assert restored.sizes() == c.treaty.state.sizes()
+    # the ledger is the store's to keep (Treaty.sync adopts it): the state does not grow with it
+    assert "ledger" not in plain
+    assert {**restored.sizes(), "treaty.decisions": 1} == c.treaty.state.sizes()
     assert restored.sizes()["treaty.pending"] == 1
     assert restored.sizes()["treaty.concerns"] == 1
+
+
+def test_a_version_1_state_with_its_ledger_is_still_read() -> None:
+    c = _busy()
+    plain = {
+        **c.treaty.state.to_plain(),
+        "version": 1,
+        "ledger": [e.to_plain() for e in c.treaty.state.ledger],
+    }
+
+    restored = TreatyState.from_plain(json.loads(json.dumps(plain)))
+
+    assert restored.sizes() == c.treaty.state.sizes()
 
 
 def test_a_restarted_treaty_carries_on() -> None:
@@ -58,6 +73,9 @@ def test_a_restarted_treaty_carries_on() -> None:
     roster = list(c.treaty.members.values())
     restored = TreatyState.from_plain(json.loads(json.dumps(c.treaty.state.to_plain())))
     t = Treaty(c.treaty.terms, roster, restored)
+    # what the council does at start: the store's active set and evidence
+    stored = {e.decision.id: e.evidence for e in c.treaty.state.ledger}
+    assert t.sync(c.treaty.active(NOW), NOW, stored) == []
 
     # the pending quorum, the buckets and the ledger all came back
     (d,) = decided(t.handle(fails("m3", "198.18.0.9", 1, NOW), NOW))

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import httpx
 import msgspec
 from httpx_sse import aconnect_sse
 
+from shieldwall.blocklist import Claim
 from shieldwall.clock import Clock
 from shieldwall.council.auth import sign_request
 from shieldwall.errors import CouncilError, WireError
-from shieldwall.model import DecisionEvent
+from shieldwall.model import LogEvent
 from shieldwall.wire import signing
 from shieldwall.wire.messages import (
     ConcernRequest,
@@ -23,16 +25,35 @@ from shieldwall.wire.messages import (
     WireAnswer,
     WireConsult,
     WireSighting,
+    claims_from_wire,
+    decode_batch,
     decode_consult,
-    decode_event,
+    decode_page,
     decode_snapshot,
     encode,
-    event_from_wire,
+    events_from_wire,
 )
 
 
 def new_report_id() -> str:
     return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSnapshot:
+    """The council's active set as of ``seq``, assembled from the stream's snapshot pages."""
+
+    seq: int
+    claims: list[Claim]
+    malformed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBatch:
+    """Decision-log events the council committed together, in order."""
+
+    events: list[LogEvent]
+    malformed: int = 0
 
 
 class CouncilClient:
@@ -143,12 +164,16 @@ class CouncilClient:
 
     async def stream(
         self, since: int | None
-    ) -> AsyncIterator[Snapshot | DecisionEvent | WireConsult]:
-        """Decision events from the council; a Snapshot first when ``since`` is None.
-        Consultations (live, outside the log) come as :class:`WireConsult`."""
+    ) -> AsyncIterator[StreamSnapshot | StreamBatch | WireConsult]:
+        """Decision events from the council, a batch at a time; a snapshot first when
+        ``since`` is None (or ahead of the council's log). Consultations (live, outside the
+        log) come as :class:`WireConsult`. A malformed event or decision is skipped and
+        counted in its batch's ``malformed``."""
         target = "/v1/decisions/stream" + ("" if since is None else f"?since={since}")
         headers = self._signed_headers("GET", target)
         timeout = httpx.Timeout(10.0, read=40.0)  # heartbeats come every 15 s
+        pages: list[Claim] = []
+        bad_pages = 0
         try:
             async with aconnect_sse(
                 self._http, "GET", target, headers=headers, timeout=timeout
@@ -160,10 +185,17 @@ class CouncilClient:
                         source.response.status_code,
                     )
                 async for sse in source.aiter_sse():
-                    if sse.event == "snapshot":
-                        yield decode_snapshot(sse.data)
-                    elif sse.event in ("add", "revoke", "expire"):
-                        yield event_from_wire(decode_event(sse.data))
+                    if sse.event == "batch":
+                        events, bad = events_from_wire(decode_batch(sse.data))
+                        yield StreamBatch(events, bad)
+                    elif sse.event == "snapshot":
+                        page = decode_page(sse.data)
+                        claims, bad = claims_from_wire(page)
+                        pages += claims
+                        bad_pages += bad
+                        if page.last:
+                            yield StreamSnapshot(page.seq, pages, bad_pages)
+                            pages, bad_pages = [], 0
                     elif sse.event == "consult":
                         yield decode_consult(sse.data)
         except httpx.HTTPError as exc:

@@ -19,21 +19,21 @@ import signal
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from shieldwall.agent.client import CouncilClient, new_report_id
+from shieldwall.agent.client import CouncilClient, StreamBatch, StreamSnapshot, new_report_id
 from shieldwall.agent.recent import RecentIndex
 from shieldwall.agent.sources.base import Batch
 from shieldwall.agent.sources.file import FileSource, Position
 from shieldwall.agent.sources.journald import JournalBatch, JournalPosition, JournalSource
 from shieldwall.agent.sources.stdin import StdinSource
 from shieldwall.agent.state import AgentState
+from shieldwall.blocklist import BlockList
 from shieldwall.clock import Clock, SystemClock
 from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
-from shieldwall.decision_log import DecisionView, blocked_scopes, diff
 from shieldwall.detect import Detector, builtin_rule, load_rule
 from shieldwall.detect.bucket import BucketRow
 from shieldwall.detect.detector import Tally, tally_of
@@ -45,7 +45,6 @@ from shieldwall.errors import ConfigError, CouncilError, InvalidScope, Shieldwal
 from shieldwall.model import (
     Address,
     Alert,
-    DecisionEvent,
     EventKind,
     Hit,
     Scope,
@@ -56,12 +55,10 @@ from shieldwall.model import (
 from shieldwall.treaty.protect import Protected
 from shieldwall.wire import signing
 from shieldwall.wire.messages import (
-    Snapshot,
     WireAnswer,
     WireConsult,
     WireSighting,
     alert_to_wire,
-    decision_from_wire,
 )
 
 log = logging.getLogger("shieldwall.agent")
@@ -73,6 +70,12 @@ SIGHTING_DELAY = 1.0
 """Seconds pending sightings wait for a batch with alerts before they get their own report."""
 MAX_ANSWERED = 10_000
 """Consultations remembered as answered (each is answered once)."""
+JOURNAL_MIN = 10_000
+"""Events the view's journal may hold before it is compacted into a snapshot (it is also
+compacted once it holds more events than there are active decisions)."""
+LOG_EACH = 20
+"""A stream batch of at most this many events is logged event by event; larger ones in one
+line."""
 
 
 _F2B_OPTIONS = re.compile(r"^(?P<path>[^\[]+\.conf)(?:\[(?P<options>[^\]]*)\])?$")
@@ -166,31 +169,25 @@ def read_key(path: str) -> str:
 
 @dataclass(slots=True)
 class Enforcement:
-    """What this member blocks: the council's active decisions plus its own local bans."""
+    """The member's enforcers, fed the block list's diffs (one ``apply`` per diff each)."""
 
     enforcers: list[Enforcer]
-    current: dict[Scope, datetime] = field(default_factory=dict)
 
-    async def sync(self, target: dict[Scope, datetime], now: datetime) -> None:
+    async def sync(self, target: dict[Scope, float], now: float) -> None:
         for e in self.enforcers:
             await e.sync(target, now)
-        self.current = dict(target)
 
-    async def update(self, target: dict[Scope, datetime], now: datetime) -> None:
-        live = {s: t for s, t in self.current.items() if t > now}
-        changes = diff(live, target)
+    async def apply(self, blocks: BlockList, now: float) -> int:
+        """Apply what changed in ``blocks`` since the last call; returns the diff's size."""
+        changes = blocks.take_diff(now)
         if not changes:
-            self.current = live
-            return
+            return 0
         for e in self.enforcers:
             try:
                 await e.apply(changes, now)
             except ShieldwallError:
                 log.exception("enforce.failed enforcer=%s", e.name)
-        self.current = {**live, **{s: t for s, t in target.items()}}
-        for s in list(self.current):
-            if s not in target:
-                del self.current[s]
+        return len(changes)
 
 
 class Agent:
@@ -221,8 +218,10 @@ class Agent:
             raise ConfigError(
                 config.origin, "timezone", f"unknown zone {config.timezone!r}"
             ) from exc
-        self.view = DecisionView()
-        self.local: dict[Scope, datetime] = {}
+        self.blocks = BlockList()
+        """The council's decisions and this member's own bans: what the enforcers hold."""
+        self.seq = 0
+        """The last decision-log sequence number applied."""
         self._wake_outbox = asyncio.Event()
         self._stop = asyncio.Event()
         self.connected = asyncio.Event()
@@ -237,12 +236,19 @@ class Agent:
 
     async def run(self) -> None:
         now = self.clock.now()
-        seq, decisions = self.state.view()
-        self.view.reset(seq, decisions)
-        self.local = self.state.local_bans(now)
-        await self.enforcement.sync(self._target(now), now)
+        self.seq, claims = self.state.view()
+        self.blocks.reset(claims)
+        local = self.state.local_bans(now)
+        for scope, expires in local.items():
+            self.blocks.ban(scope, expires.timestamp())
+        self.blocks.take_diff(now.timestamp())  # the sync below sends the whole set
+        await self.enforcement.sync(self.blocks.target(now.timestamp()), now.timestamp())
         log.info(
-            "agent.started member=%s seq=%d local=%d", self.config.member, seq, len(self.local)
+            "agent.started member=%s seq=%d decisions=%d local=%d",
+            self.config.member,
+            self.seq,
+            len(claims),
+            len(local),
         )
         tasks = [
             asyncio.create_task(self._follow(), name="follow"),
@@ -268,16 +274,8 @@ class Agent:
             await self.client.close()
             self.state.close()
 
-    def _target(self, now: datetime) -> dict[Scope, datetime]:
-        target = blocked_scopes(self.view.active(now), now)
-        for scope, expires in self.local.items():
-            if expires > now and (scope not in target or target[scope] < expires):
-                target[scope] = expires
-        return target
-
     async def _enforce(self) -> None:
-        now = self.clock.now()
-        await self.enforcement.update(self._target(now), now)
+        await self.enforcement.apply(self.blocks, self.clock.now().timestamp())
 
     # -- logs → detection → local bans + outbox --------------------------------------
 
@@ -395,8 +393,7 @@ class Agent:
         )
         if bans:
             for scope, expires in bans.items():
-                if self.local.get(scope, now) <= expires:
-                    self.local[scope] = expires
+                self.blocks.ban(scope, expires.timestamp())
                 log.info("ban.local scope=%s until=%s", scope_str(scope), expires.isoformat())
             await self._enforce()
         if reportable:
@@ -437,7 +434,7 @@ class Agent:
     async def _follow(self) -> None:
         backoff = 0.1
         while True:
-            since = self.view.seq if self.view.seq > 0 else None
+            since = self.seq if self.seq > 0 else None
             try:
                 async for item in self.client.stream(since):
                     if not self.connected.is_set():
@@ -447,19 +444,58 @@ class Agent:
                     if isinstance(item, WireConsult):
                         self._answer(item)
                         continue
-                    if isinstance(item, Snapshot):
-                        decisions = [decision_from_wire(d) for d in item.decisions]
-                        self.view.reset(item.seq, decisions)
-                        self.state.save_view(item.seq, decisions, reset=True)
-                        log.info("stream.snapshot seq=%d active=%d", item.seq, len(decisions))
+                    if isinstance(item, StreamSnapshot):
+                        self._apply_snapshot(item)
                     else:
-                        self._apply_event(item)
+                        self._apply_batch(item)
                     await self._enforce()
             except CouncilError as exc:
                 log.warning("stream.lost since=%s retry_in=%.1fs %s", since, backoff, exc)
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _apply_snapshot(self, snap: StreamSnapshot) -> None:
+        self.blocks.reset(snap.claims)
+        self.seq = snap.seq
+        self.state.save_snapshot(snap.seq, snap.claims)
+        if snap.malformed:
+            self.state.bump({"stream.malformed": snap.malformed})
+        log.info("stream.snapshot seq=%d active=%d", snap.seq, len(snap.claims))
+
+    def _apply_batch(self, batch: StreamBatch) -> None:
+        """Apply a batch of log events to the block list and journal it: costs what the batch
+        holds (the journal is compacted once it outgrows the active set)."""
+        fresh = [e for e in batch.events if e.seq > self.seq]
+        lifted: list[Scope] = []
+        blocks = self.blocks
+        for e in fresh:
+            if e.kind is EventKind.ADD:
+                blocks.claim(e.decision_id, e.scope, e.expires)
+            elif blocks.release(e.decision_id, lift_local=e.kind is EventKind.REVOKE):
+                # an operator's unban lifts this member's own ban on that scope too
+                lifted.append(e.scope)
+        if batch.malformed:
+            self.state.bump({"stream.malformed": batch.malformed})
+        if not fresh:
+            return
+        self.seq = fresh[-1].seq
+        for scope in lifted:
+            self.state.drop_local_ban(scope)
+        journaled = self.state.journal(self.seq, fresh)
+        if journaled > max(JOURNAL_MIN, blocks.claims):
+            self.state.save_snapshot(self.seq, blocks.items())
+        if len(fresh) <= LOG_EACH:
+            for e in fresh:
+                log.info("decision.%s seq=%d scope=%s", e.kind.value, e.seq, scope_str(e.scope))
+        else:
+            counts = {k.value: sum(1 for e in fresh if e.kind is k) for k in EventKind}
+            log.info(
+                "decisions.applied seq=%d..%d %s",
+                fresh[0].seq,
+                self.seq,
+                " ".join(f"{k}={n}" for k, n in counts.items() if n),
+            )
 
     def _answer(self, consult: WireConsult) -> None:
         """Answer a consultation from the recent-sightings index, once, if this member saw
@@ -490,30 +526,15 @@ class Agent:
         )
         self._wake_outbox.set()
 
-    def _apply_event(self, event: DecisionEvent) -> None:
-        if not self.view.apply(event):
-            return
-        if event.kind is EventKind.ADD:
-            self.state.save_view(event.seq, added=[event.decision])
-        else:
-            self.state.save_view(event.seq, removed=[event.decision.id])
-        if event.kind is EventKind.REVOKE and event.decision.scope in self.local:
-            # an operator's unban lifts this member's own ban on that scope too
-            del self.local[event.decision.scope]
-            self.state.drop_local_ban(event.decision.scope)
-        log.info(
-            "decision.%s seq=%d scope=%s",
-            event.kind.value,
-            event.seq,
-            scope_str(event.decision.scope),
-        )
-
     async def _housekeep(self) -> None:
+        pruned = self.clock.now()
         while True:
             await asyncio.sleep(1.0)
             now = self.clock.now()
-            self.view.drop_expired(now)
-            self.local = {s: t for s, t in self.local.items() if t > now}
+            self.blocks.expire(now.timestamp())  # local bans that ran out (a heap: no scan)
+            if now - pruned > PRUNE_EVERY:
+                self.state.local_bans(now)  # deletes the expired rows
+                pruned = now
             await self._enforce()
 
 

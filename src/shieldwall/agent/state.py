@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,14 +27,14 @@ from typing import Any
 
 import msgspec
 
-from shieldwall.model import Decision, Scope, parse_scope, scope_str
+from shieldwall.blocklist import Claim
+from shieldwall.model import LogEvent, Scope, parse_scope, scope_str
 from shieldwall.wire.messages import (
     WireAlert,
     WireAnswer,
     WireDecision,
     WireSighting,
     decision_from_wire,
-    decision_to_wire,
 )
 
 _SCHEMA = """
@@ -62,7 +62,10 @@ CREATE TABLE IF NOT EXISTS sightings_pending (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS local_bans (scope TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS view_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS view_decisions (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS view_snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS view_journal (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 """
 
 _OUTBOX_COLUMNS = {
@@ -82,6 +85,8 @@ _alerts_decoder = msgspec.json.Decoder(list[WireAlert])
 _sightings_decoder = msgspec.json.Decoder(list[WireSighting])
 _answers_decoder = msgspec.json.Decoder(list[WireAnswer])
 _decision_decoder = msgspec.json.Decoder(WireDecision)
+_claims_decoder = msgspec.json.Decoder(list[tuple[str, str, float]])
+_journal_decoder = msgspec.json.Decoder(list[tuple[int, str, str, str, float]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,29 @@ class AgentState:
         for name, ddl in _OUTBOX_COLUMNS.items():
             if name not in columns:
                 self._db.execute(ddl)
+        self._migrate_view()
+
+    def _migrate_view(self) -> None:
+        """An older agent.db kept the view one JSON decision per row: make it a snapshot."""
+        db = self._db
+        old = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'view_decisions'"
+        ).fetchone()
+        if old is None:
+            return
+        claims = []
+        for (data,) in db.execute("SELECT data FROM view_decisions"):
+            d = decision_from_wire(_decision_decoder.decode(data))
+            claims.append((d.id, d.scope, d.expires.timestamp()))
+        row = db.execute("SELECT value FROM view_meta WHERE key = 'seq'").fetchone()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._write_snapshot(int(row[0]) if row else 0, claims)
+            db.execute("DROP TABLE view_decisions")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -341,38 +369,68 @@ class AgentState:
         self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (item_id,))
 
     # -- the council's decisions, as last seen --------------------------------------
+    #
+    # A snapshot (every claim as of a seq, one blob) plus a journal (each stream batch as it
+    # was applied, one row): a batch costs one row whatever the number of active decisions,
+    # and the agent writes a new snapshot once the journal outgrows it (amortised O(1) per
+    # event). Loading replays the journal over the snapshot.
 
-    def view(self) -> tuple[int, list[Decision]]:
-        row = self._db.execute("SELECT value FROM view_meta WHERE key = 'seq'").fetchone()
+    def view(self) -> tuple[int, list[Claim]]:
+        """The last sequence number applied and the claims held then."""
+        db = self._db
+        row = db.execute("SELECT value FROM view_meta WHERE key = 'seq'").fetchone()
         seq = int(row[0]) if row else 0
-        decisions = [
-            decision_from_wire(_decision_decoder.decode(d))
-            for (d,) in self._db.execute("SELECT data FROM view_decisions")
-        ]
-        return seq, decisions
+        held: dict[str, tuple[str, float]] = {}
+        snap = db.execute("SELECT data FROM view_snapshot WHERE id = 1").fetchone()
+        if snap is not None:
+            held = {i: (scope, exp) for i, scope, exp in _claims_decoder.decode(snap[0])}
+        for (data,) in db.execute("SELECT data FROM view_journal ORDER BY seq"):
+            for _, kind, decision_id, scope, expires in _journal_decoder.decode(data):
+                if kind == "add":
+                    held[decision_id] = (scope, expires)
+                else:
+                    held.pop(decision_id, None)
+        return seq, [(i, parse_scope(scope), exp) for i, (scope, exp) in held.items()]
 
-    def save_view(
-        self,
-        seq: int,
-        added: Iterable[Decision] = (),
-        removed: Iterable[str] = (),
-        *,
-        reset: bool = False,
-    ) -> None:
+    def journaled(self) -> int:
+        """Events in the journal since the last snapshot."""
+        row = self._db.execute("SELECT value FROM view_meta WHERE key = 'journaled'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _write_snapshot(self, seq: int, claims: Iterable[Claim]) -> None:
+        db = self._db
+        data = msgspec.json.encode([(i, scope.text(), exp) for i, scope, exp in claims])
+        db.execute("INSERT OR REPLACE INTO view_snapshot VALUES (1, ?, ?)", (seq, data))
+        db.execute("DELETE FROM view_journal")
+        db.execute("INSERT OR REPLACE INTO view_meta VALUES ('seq', ?)", (seq,))
+        db.execute("INSERT OR REPLACE INTO view_meta VALUES ('journaled', 0)")
+
+    def save_snapshot(self, seq: int, claims: Iterable[Claim]) -> None:
+        """Every claim held as of ``seq`` (a stream snapshot, or the journal compacted)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            if reset:
-                db.execute("DELETE FROM view_decisions")
-            for d in added:
-                db.execute(
-                    "INSERT OR REPLACE INTO view_decisions VALUES (?, ?)",
-                    (d.id, msgspec.json.encode(decision_to_wire(d))),
-                )
-            for decision_id in removed:
-                db.execute("DELETE FROM view_decisions WHERE id = ?", (decision_id,))
-            db.execute("INSERT OR REPLACE INTO view_meta VALUES ('seq', ?)", (seq,))
+            self._write_snapshot(seq, claims)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def journal(self, seq: int, events: Sequence[LogEvent]) -> int:
+        """One applied batch of events, up to ``seq``; returns the journal's event count."""
+        db = self._db
+        data = msgspec.json.encode(
+            [(e.seq, e.kind.value, e.decision_id, e.scope.text(), e.expires) for e in events]
+        )
+        journaled = self.journaled() + len(events)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if events:
+                db.execute("INSERT OR REPLACE INTO view_journal VALUES (?, ?)", (seq, data))
+            db.execute("INSERT OR REPLACE INTO view_meta VALUES ('seq', ?)", (seq,))
+            db.execute("INSERT OR REPLACE INTO view_meta VALUES ('journaled', ?)", (journaled,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return journaled

@@ -122,12 +122,12 @@ def status(config_path: str, as_json: bool) -> None:
     except ShieldwallError as exc:
         raise _fail(exc) from exc
     state = AgentState(cfg.state_dir)
-    seq, decisions = state.view()
+    seq, claims = state.view()
     now = datetime.now(UTC)
     out = {
         "member": cfg.member,
         "seq": seq,
-        "decisions": len([d for d in decisions if d.active_at(now)]),
+        "decisions": sum(1 for _, _, expires in claims if expires > now.timestamp()),
         "local_bans": len(state.local_bans(now)),
         "outbox": state.outbox_size(),
         "counters": state.counters(),

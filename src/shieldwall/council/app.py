@@ -32,12 +32,14 @@ from shieldwall.model import (
     scope_str,
 )
 from shieldwall.treaty import Concern
-from shieldwall.wire.messages import Snapshot, decision_to_wire, encode, event_to_wire
+from shieldwall.wire.messages import Snapshot, batch_to_wire, decision_to_wire, encode, page_to_wire
 
 log = logging.getLogger("shieldwall.council.api")
 
 MAX_BODY = 8 * 1024 * 1024
 HEARTBEAT = 15.0
+PAGE = 5000
+"""Decisions per snapshot page, and events per backlog batch, on the stream."""
 
 _STATUS = {
     "malformed": 400,
@@ -72,12 +74,15 @@ def _decision_json(d: Decision) -> Any:
     return msgspec.to_builtins(decision_to_wire(d))
 
 
-def _sse(event: str, seq: int, data: bytes) -> bytes:
+def _sse(event: str, seq: int | None, data: bytes) -> bytes:
+    if seq is None:
+        return b"event: %s\ndata: %s\n\n" % (event.encode(), data)
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event.encode(), data)
 
 
 def _event_frames(events: list[DecisionEvent]) -> bytes:
-    return b"".join(_sse(e.kind.value, e.seq, encode(event_to_wire(e))) for e in events)
+    """One SSE message for the events, ``id:`` the last one's sequence number."""
+    return _sse("batch", events[-1].seq, encode(batch_to_wire(events))) if events else b""
 
 
 def _notice_frame(n: Notice) -> bytes:
@@ -128,14 +133,19 @@ def _concern_outcome(out: ReportOutcome) -> JSONResponse:
 
 
 def _frames(batch: list[Item], sent: int) -> tuple[bytes, int]:
-    """SSE frames for a batch, in order; decision events at or below ``sent`` are skipped."""
+    """SSE frames for a batch, in order: consecutive decision events in one message; those
+    at or below ``sent`` are skipped."""
     out: list[bytes] = []
+    run: list[DecisionEvent] = []
     for item in batch:
         if isinstance(item, Notice):
+            out.append(_event_frames(run))
+            run = []
             out.append(_notice_frame(item))
         elif item.seq > sent:
-            out.append(_event_frames([item]))
+            run.append(item)
             sent = item.seq
+    out.append(_event_frames(run))
     return b"".join(out), sent
 
 
@@ -299,18 +309,28 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
             try:
                 last = await service.store.last_seq()
                 if since is None or since > last:
-                    seq, active = await service.snapshot()
-                    snap = Snapshot(seq=seq, decisions=[decision_to_wire(d) for d in active])
-                    yield _sse("snapshot", seq, encode(snap))
-                    sent = seq
+                    # pages read after `last` may show later events too: those events come
+                    # again after the snapshot and are idempotent (an add by id, an end)
+                    after = ""
+                    while True:
+                        page = await service.store.active_page(
+                            service.clock.now(), after, PAGE
+                        )
+                        final = len(page) < PAGE
+                        data = encode(page_to_wire(last, page, final))
+                        yield _sse("snapshot", last if final else None, data)
+                        if final:
+                            break
+                        after = page[-1].id
+                    sent = last
                 else:
                     sent = since
                     while True:
-                        page = await service.events_since(sent, 5000)
-                        if not page:
+                        events = await service.events_since(sent, PAGE)
+                        if not events:
                             break
-                        yield _event_frames(page)
-                        sent = page[-1].seq
+                        yield _event_frames(events)
+                        sent = events[-1].seq
                 while True:
                     try:
                         batch = await asyncio.wait_for(sub.next_batch(), HEARTBEAT)

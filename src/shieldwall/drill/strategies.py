@@ -442,14 +442,14 @@ class Alliance(Strategy):
         for effect in effects:
             if isinstance(effect, Decide):
                 d = effect.decision
-                if d.scope.num_addresses != 1:  # pragma: no cover - range sanctions are off
+                if not d.scope.is_host:  # pragma: no cover - range sanctions are off
                     self._inc("decisions.range")
                     continue
                 self.share(source_key(d.scope.network_address), t, d.expires.timestamp())
                 self._inc(f"decided.{effect.evidence.clauses[0]}")
             elif isinstance(effect, Revoke):
                 scope = effect.decision.scope
-                if scope.num_addresses == 1:
+                if scope.is_host:
                     self.spans.pop(source_key(scope.network_address), None)
                 self._inc("revoked")
             elif isinstance(effect, Refuse):

@@ -33,11 +33,14 @@ Why four sets — measured with nft 1.0.6 (kernel 6.18):
 * Whether re-adding an existing element replaces its timeout depends on the kernel (it does
   on the 6.18 kernel these notes were measured on: a 2 h ban can silently become 60 s), and
   deleting an absent element fails with ENOENT and aborts the batch (1.0.6 has no
-  ``destroy``). So every touched address goes through ``add {e timeout 1s}`` (now surely
-  present), ``delete {e}`` (now surely absent) and, if it should stay blocked,
-  ``add {e timeout N}``: the same three statements work whatever the kernel holds, even when
-  the enforcer's view is stale. "Extend only" is decided against that view (``known``) before
-  anything is rendered.
+  ``destroy``). So an address the enforcer's view holds (``known``) — one being extended,
+  shortened or removed — goes through ``add {e timeout 1s}`` (now surely present),
+  ``delete {e}`` (now surely absent) and, if it should stay blocked, ``add {e timeout N}``:
+  the same three statements work whatever the kernel holds, even when the view is stale.
+  An address the view does not hold — every address of a bulk import — is one ``add``: one
+  statement per element, so 100k new bans are one transaction of 100k elements. A removal
+  always takes the robust path (it is rare, and the view may be stale). "Extend only" is
+  decided against the view before anything is rendered.
 
 Timeouts are written as ``1d2h3m4s`` (nft 1.0.6 refuses a bare count above 99,999,999 s) and
 capped at :data:`MAX_TIMEOUT` (the kernel refuses about 213,504 days).
@@ -46,26 +49,26 @@ capped at :data:`MAX_TIMEOUT` (the kernel refuses about 213,504 days).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+from shieldwall.blocklist import Diff
 from shieldwall.enforce._libnftables import Backend, Nft, NftResult, NftUnavailable
 from shieldwall.errors import EnforcerError
-from shieldwall.model import Add, Change, Counters, Remove, Scope
+from shieldwall.model import Counters, Scope, parse_scope
+from shieldwall.net import summarize
 
 log = logging.getLogger("shieldwall.enforce.nftables")
 
 DEFAULT_TABLE: Final = "shieldwall"
 DEFAULT_PRIORITY: Final = -10
-MAX_TIMEOUT: Final = timedelta(days=36500)
+MAX_TIMEOUT: Final = 36500 * 86400.0
 """Longest timeout given to an element (nft 1.0.6 refuses values around 213,504 days)."""
 
 ADDR4: Final = "addr4"
@@ -89,16 +92,10 @@ def _check_table(table: str) -> str:
 
 def set_for(scope: Scope) -> str:
     """The set that holds ``scope``: ``addr4``/``addr6`` for one address, else ``net4``/``net6``."""
-    single = scope.num_addresses == 1
+    single = scope.is_host
     if scope.version == 4:
         return ADDR4 if single else NET4
     return ADDR6 if single else NET6
-
-
-def _element(scope: Scope) -> str:
-    if scope.num_addresses == 1:
-        return str(scope.network_address)
-    return str(scope)
 
 
 def format_timeout(seconds: int) -> str:
@@ -111,10 +108,23 @@ def format_timeout(seconds: int) -> str:
     return "".join(f"{n}{unit}" for n, unit in parts if n)
 
 
-def remaining_seconds(expires: datetime, now: datetime) -> int:
-    """Whole seconds from ``now`` to ``expires``, rounded up, at least 1, at most the cap."""
-    left = min(expires - now, MAX_TIMEOUT).total_seconds()
+def remaining_seconds(expires: float, now: float) -> int:
+    """Whole seconds from ``now`` to ``expires`` (epoch seconds), rounded up, at least 1, at
+    most the cap."""
+    left = min(expires - now, MAX_TIMEOUT)
     return max(1, math.ceil(left))
+
+
+class _Timeouts(dict[float, str]):
+    """expiry → its nft timeout text at one ``now`` (a bulk import shares one expiry)."""
+
+    def __init__(self, now: float) -> None:
+        super().__init__()
+        self.now = now
+
+    def __missing__(self, expires: float) -> str:
+        text = self[expires] = format_timeout(remaining_seconds(expires, self.now))
+        return text
 
 
 def render_setup(
@@ -152,16 +162,13 @@ def render_setup(
     return "\n".join(lines) + "\n"
 
 
-def _sort_key(scope: Scope) -> tuple[int, int, int]:
-    return (scope.version, int(scope.network_address), scope.prefixlen)
+def _sort_key(scope: Scope) -> int:
+    """Version, then address, then prefix length: a Net's own order as an int."""
+    return int(scope)
 
 
 def _within(inner: Scope, outer: Scope) -> bool:
-    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
-        return inner.subnet_of(outer)
-    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
-        return inner.subnet_of(outer)
-    return False
+    return inner.subnet_of(outer)
 
 
 def _subtract(net: Scope, holes: list[Scope]) -> list[Scope]:
@@ -181,11 +188,11 @@ class _Carve:
     """A network that gets its own elements: itself minus the carves nested in it."""
 
     net: Scope
-    expires: datetime
+    expires: float
     holes: list[Scope]
 
 
-def partition(nets: Mapping[Scope, datetime]) -> list[tuple[Scope, datetime]]:
+def partition(nets: Mapping[Scope, float]) -> list[tuple[Scope, float]]:
     """Disjoint CIDRs covering ``nets``, each with the latest expiry among those covering it.
 
     CIDRs are either disjoint or nested. A nested network that expires no later than the one
@@ -194,7 +201,7 @@ def partition(nets: Mapping[Scope, datetime]) -> list[tuple[Scope, datetime]]:
     (eight disjoint CIDRs) until 1 h.
     """
     # stack of (network, effective expiry, index of the carve it falls in)
-    stack: list[tuple[Scope, datetime, int]] = []
+    stack: list[tuple[Scope, float, int]] = []
     carves: list[_Carve] = []
     for net, expires in sorted(nets.items(), key=lambda kv: _sort_key(kv[0])):
         while stack and not _within(net, stack[-1][0]):
@@ -212,116 +219,161 @@ def partition(nets: Mapping[Scope, datetime]) -> list[tuple[Scope, datetime]]:
 
 
 def _add_line(table: str, set_name: str, items: Iterable[tuple[Scope, str]]) -> str | None:
-    body = ", ".join(f"{_element(scope)} timeout {timeout}" for scope, timeout in items)
+    body = ", ".join(f"{scope.text()} timeout {timeout}" for scope, timeout in items)
     return f"add element inet {table} {set_name} {{ {body} }}" if body else None
 
 
 def _net_lines(
-    table: str, set_name: str, nets: Mapping[Scope, datetime], now: datetime
+    table: str, set_name: str, nets: Mapping[Scope, float], timeouts: _Timeouts
 ) -> list[str]:
     lines = [f"flush set inet {table} {set_name}"]
-    items = [(s, format_timeout(remaining_seconds(e, now))) for s, e in partition(nets)]
-    add = _add_line(table, set_name, items)
+    add = _add_line(table, set_name, [(s, timeouts[e]) for s, e in partition(nets)])
     return lines + ([add] if add else [])
+
+
+@dataclass(slots=True)
+class NftView:
+    """What the enforcer believes the kernel holds: addresses and networks, scope → expiry
+    (epoch seconds). Kept apart so that rebuilding a network set reads the networks only."""
+
+    hosts: dict[Scope, float] = field(default_factory=dict)
+    nets: dict[Scope, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, blocks: Mapping[Scope, float]) -> NftView:
+        view = cls()
+        for scope, expires in blocks.items():
+            (view.hosts if scope.is_host else view.nets)[scope] = expires
+        return view
+
+    def get(self, scope: Scope) -> float | None:
+        return (self.hosts if scope.is_host else self.nets).get(scope)
+
+    def update(self, updates: Mapping[Scope, float | None]) -> None:
+        """Take a batch's changes (None: the scope is gone)."""
+        for scope, expires in updates.items():
+            held = self.hosts if scope.is_host else self.nets
+            if expires is None:
+                held.pop(scope, None)
+            else:
+                held[scope] = expires
+
+    def prune(self, now: float) -> None:
+        """Forget what lapsed in the kernel (O(n): called once per n changes or so)."""
+        self.hosts = {s: e for s, e in self.hosts.items() if e > now}
+        self.nets = {s: e for s, e in self.nets.items() if e > now}
+
+    def blocks(self) -> dict[Scope, float]:
+        return {**self.hosts, **self.nets}
+
+    def __len__(self) -> int:
+        return len(self.hosts) + len(self.nets)
 
 
 @dataclass(frozen=True, slots=True)
 class BatchPlan:
-    """What :func:`plan_batch` decided: the script, the view after it, and what it skipped."""
+    """What :func:`plan_batch` decided: the script, the view's changes once it ran (scope →
+    expiry, None: gone), and what it skipped."""
 
     text: str
-    known: dict[Scope, datetime]
+    updates: dict[Scope, float | None]
     blocked: int  # scopes (re)added
     unblocked: int  # scopes removed
-    skipped_expired: int  # Adds whose expiry had already passed
-    skipped_not_extended: int  # Adds that would not have extended a present block
+    skipped_expired: int  # blocks whose expiry had already passed
+    skipped_not_extended: int  # blocks that would not have extended a present one
 
 
 def plan_batch(
-    changes: Sequence[Change],
-    now: datetime,
-    known: Mapping[Scope, datetime],
+    diff: Diff,
+    now: float,
+    view: NftView | Mapping[Scope, float],
     table: str = DEFAULT_TABLE,
 ) -> BatchPlan:
-    """Plan one transaction for ``changes`` given the enforcer's view ``known`` (scope → expiry).
+    """Plan one transaction for ``diff`` given the enforcer's ``view`` (scope → expiry).
 
-    Changes are taken in order. An ``Add`` is skipped when its expiry has passed or is not later
-    than the one already held (extend only). A ``Remove`` always renders (robust even if
-    ``known`` is stale). Entries of ``known`` that have expired are dropped from the view.
+    ``diff.unblock`` is taken first, then ``diff.block``. A block is skipped when its expiry
+    has passed, or when it is not later than the one the view holds (extend only) and its
+    scope is not being unblocked. An unblock always renders (robust even if the view is
+    stale). Costs what the diff holds, plus the networks of a family whose networks change.
     """
     t = _check_table(table)
-    state = {s: e for s, e in known.items() if e > now}
-    touched: dict[Scope, None] = {}
+    if not isinstance(view, NftView):
+        view = NftView.of(view)
+    updates: dict[Scope, float | None] = dict.fromkeys(diff.unblock)
     expired = not_extended = 0
-    for change in changes:
-        scope = change.scope
-        if isinstance(change, Add):
-            if change.expires <= now:
-                expired += 1
-                continue
-            held = state.get(scope)
-            if held is not None and held >= change.expires:
+    for scope, expires in diff.block.items():
+        if expires <= now:
+            expired += 1
+            continue
+        if scope not in updates:
+            held = view.get(scope)
+            if held is not None and held > now and held >= expires:
                 not_extended += 1
                 continue
-            state[scope] = change.expires
-        elif isinstance(change, Remove):
-            state.pop(scope, None)
-        else:  # pragma: no cover - Change is a closed union
-            raise TypeError(f"not a Change: {change!r}")
-        touched[scope] = None
+        updates[scope] = expires
 
+    timeouts = _Timeouts(now)
     lines: list[str] = []
     for set_name in (ADDR4, ADDR6):
-        addrs = sorted((s for s in touched if set_for(s) == set_name), key=_sort_key)
+        addrs = sorted(s for s in updates if set_for(s) == set_name)
         if not addrs:
             continue
-        lines.append(_add_line(t, set_name, [(s, "1s") for s in addrs]) or "")
-        elems = ", ".join(_element(s) for s in addrs)
-        lines.append(f"delete element inet {t} {set_name} {{ {elems} }}")
-        items = [(s, format_timeout(remaining_seconds(state[s], now))) for s in addrs if s in state]
+        # held by the view, or being removed: the robust add-1s / delete / add
+        robust = [s for s in addrs if updates[s] is None or s in view.hosts]
+        if robust:
+            lines.append(_add_line(t, set_name, [(s, "1s") for s in robust]) or "")
+            elems = ", ".join(s.text() for s in robust)
+            lines.append(f"delete element inet {t} {set_name} {{ {elems} }}")
+        items = [(s, timeouts[e]) for s in addrs if (e := updates[s]) is not None]
         add = _add_line(t, set_name, items)
         if add:
             lines.append(add)
     for set_name in (NET4, NET6):
-        if any(set_for(s) == set_name for s in touched):
-            nets = {s: e for s, e in state.items() if set_for(s) == set_name}
-            lines += _net_lines(t, set_name, nets, now)
+        touched = [s for s in updates if set_for(s) == set_name]
+        if touched:
+            nets = {s: e for s, e in view.nets.items() if set_for(s) == set_name and e > now}
+            for s in touched:
+                e = updates[s]
+                if e is None:
+                    nets.pop(s, None)
+                else:
+                    nets[s] = e
+            lines += _net_lines(t, set_name, nets, timeouts)
 
     return BatchPlan(
         text="\n".join(lines) + "\n" if lines else "",
-        known=state,
-        blocked=sum(1 for s in touched if s in state),
-        unblocked=sum(1 for s in touched if s not in state),
+        updates=updates,
+        blocked=sum(1 for e in updates.values() if e is not None),
+        unblocked=sum(1 for e in updates.values() if e is None),
         skipped_expired=expired,
         skipped_not_extended=not_extended,
     )
 
 
 def render_batch(
-    changes: Sequence[Change],
-    now: datetime,
-    known: Mapping[Scope, datetime],
+    diff: Diff,
+    now: float,
+    view: NftView | Mapping[Scope, float],
     table: str = DEFAULT_TABLE,
 ) -> str:
-    """One nft transaction for a batch of changes (empty string when there is nothing to do)."""
-    return plan_batch(changes, now, known, table).text
+    """One nft transaction for a diff (empty string when there is nothing to do)."""
+    return plan_batch(diff, now, view, table).text
 
 
-def render_sync(active: Mapping[Scope, datetime], now: datetime, table: str = DEFAULT_TABLE) -> str:
+def render_sync(active: Mapping[Scope, float], now: float, table: str = DEFAULT_TABLE) -> str:
     """One transaction that empties the four sets and re-adds every still-active scope."""
     t = _check_table(table)
     live = {s: e for s, e in active.items() if e > now}
+    timeouts = _Timeouts(now)
     lines = [f"flush set inet {t} {name}" for name in SETS]
     for set_name in (ADDR4, ADDR6):
-        addrs = sorted((s for s in live if set_for(s) == set_name), key=_sort_key)
-        add = _add_line(
-            t, set_name, [(s, format_timeout(remaining_seconds(live[s], now))) for s in addrs]
-        )
+        addrs = sorted(s for s in live if set_for(s) == set_name)
+        add = _add_line(t, set_name, [(s, timeouts[live[s]]) for s in addrs])
         if add:
             lines.append(add)
     for set_name in (NET4, NET6):
         nets = {s: e for s, e in live.items() if set_for(s) == set_name}
-        items = [(s, format_timeout(remaining_seconds(e, now))) for s, e in partition(nets)]
+        items = [(s, timeouts[e]) for s, e in partition(nets)]
         add = _add_line(t, set_name, items)
         if add:
             lines.append(add)
@@ -333,14 +385,14 @@ def render_sync(active: Mapping[Scope, datetime], now: datetime, table: str = DE
 
 def _scopes_of(val: Any) -> list[Scope]:
     if isinstance(val, str):
-        return [ipaddress.ip_network(val)]
+        return [parse_scope(val)]
     if isinstance(val, dict):
         if "prefix" in val:
             prefix = val["prefix"]
-            return [ipaddress.ip_network(f"{prefix['addr']}/{prefix['len']}")]
+            return [parse_scope(f"{prefix['addr']}/{prefix['len']}")]
         if "range" in val:
-            low, high = (ipaddress.ip_address(a) for a in val["range"])
-            return list(ipaddress.summarize_address_range(low, high))
+            low, high = (parse_scope(a) for a in val["range"])
+            return summarize(low.version, low.value, high.value)
         if "elem" in val:
             return _scopes_of(val["elem"].get("val"))
     raise ValueError(f"unexpected nft set element: {val!r}")
@@ -369,7 +421,7 @@ def parse_elements(doc: str, table: str = DEFAULT_TABLE) -> dict[str, dict[Scope
 class NftEnforcer:
     """Blocks scopes in an nftables ``inet`` table (see the module docstring for the layout).
 
-    One transaction per :meth:`apply` batch, run in a worker thread. If a batch fails, the
+    One transaction per :meth:`apply` diff, run in a worker thread. If a batch fails, the
     table is re-created and re-filled from the enforcer's view and the batch retried once; if
     it still fails, its changes are applied one by one, and those that fail are logged and
     counted (``nft.change_failed``). Only a failing setup raises
@@ -392,14 +444,15 @@ class NftEnforcer:
         self._backend: Backend | None = backend
         self._nft: Nft | None = None
         self._ready = False
-        self._known: dict[Scope, datetime] = {}
+        self._view = NftView()
+        self._since_prune = 0
         self._lock = threading.Lock()  # one operation at a time on the view and the context
         self.counters = Counters()
 
     @property
-    def known(self) -> Mapping[Scope, datetime]:
+    def known(self) -> dict[Scope, float]:
         """The enforcer's view: scope → expiry of what it believes the kernel holds."""
-        return dict(self._known)
+        return self._view.blocks()
 
     @property
     def backend(self) -> Backend | None:
@@ -428,20 +481,26 @@ class NftEnforcer:
         if not self._ready:
             self._setup()
 
-    def _apply_blocking(self, changes: Sequence[Change], now: datetime) -> None:
+    def _apply_blocking(self, diff: Diff, now: float) -> None:
         with self._lock:
-            self._apply_locked(changes, now)
+            self._apply_locked(diff, now)
+            self._since_prune += len(diff)
+            if self._since_prune > len(self._view) + 1024:  # amortised: O(1) per change
+                self._view.prune(now)
+                self._since_prune = 0
 
-    def _apply_locked(self, changes: Sequence[Change], now: datetime) -> None:
+    def _take(self, plan: BatchPlan) -> None:
+        self._view.update(plan.updates)
+
+    def _apply_locked(self, diff: Diff, now: float) -> None:
         self._ensure_setup()
-        plan = plan_batch(changes, now, self._known, self.table)
+        plan = plan_batch(diff, now, self._view, self.table)
         self._count_skips(plan)
         if not plan.text:
-            self._known = plan.known
             return
         result = self._run(plan.text)
         if result.rc == 0:
-            self._known = plan.known
+            self._take(plan)
             log.info(
                 "nft.applied blocked=%d unblocked=%d skipped=%d",
                 plan.blocked,
@@ -450,42 +509,43 @@ class NftEnforcer:
             )
             return
         self.counters.inc("nft.batch_failed")
-        log.warning("nft.batch_failed changes=%d error=%s", len(changes), _err(result))
+        log.warning("nft.batch_failed changes=%d error=%s", len(diff), _err(result))
         # The table may have been flushed away (a firewall reload): re-create it, re-assert our
         # view and retry once.
         if self._restore(now):
-            plan = plan_batch(changes, now, self._known, self.table)
+            plan = plan_batch(diff, now, self._view, self.table)
             if not plan.text or self._run(plan.text).rc == 0:
-                self._known = plan.known
-                log.info("nft.applied_after_restore changes=%d", len(changes))
+                self._take(plan)
+                log.info("nft.applied_after_restore changes=%d", len(diff))
                 return
-        self._apply_one_by_one(changes, now)
+        self._apply_one_by_one(diff, now)
 
-    def _restore(self, now: datetime) -> bool:
+    def _restore(self, now: float) -> bool:
         self._setup()
-        result = self._run(render_sync(self._known, now, self.table))
+        result = self._run(render_sync(self._view.blocks(), now, self.table))
         if result.rc != 0:
             log.warning("nft.restore_failed error=%s", _err(result))
             return False
-        self._known = {s: e for s, e in self._known.items() if e > now}
+        self._view.prune(now)
         return True
 
-    def _apply_one_by_one(self, changes: Sequence[Change], now: datetime) -> None:
+    def _apply_one_by_one(self, diff: Diff, now: float) -> None:
         failed = 0
-        for change in changes:
-            plan = plan_batch([change], now, self._known, self.table)
+        singles = [Diff({}, (s,)) for s in diff.unblock if s not in diff.block]
+        singles += [Diff({s: e}, (s,) if s in diff.unblock else ()) for s, e in diff.block.items()]
+        for one in singles:
+            plan = plan_batch(one, now, self._view, self.table)
             if not plan.text:
-                self._known = plan.known
                 continue
             result = self._run(plan.text)
             if result.rc == 0:
-                self._known = plan.known
+                self._take(plan)
             else:
                 failed += 1
-                log.error("nft.change_failed change=%r error=%s", change, _err(result))
+                log.error("nft.change_failed change=%r error=%s", one, _err(result))
         if failed:
             self.counters.inc("nft.change_failed", failed)
-        log.info("nft.applied_one_by_one changes=%d failed=%d", len(changes), failed)
+        log.info("nft.applied_one_by_one changes=%d failed=%d", len(singles), failed)
 
     def _count_skips(self, plan: BatchPlan) -> None:
         if plan.skipped_expired:
@@ -493,16 +553,17 @@ class NftEnforcer:
         if plan.skipped_not_extended:
             self.counters.inc("nft.skipped_not_extended", plan.skipped_not_extended)
 
-    def _sync_blocking(self, active: Mapping[Scope, datetime], now: datetime) -> None:
+    def _sync_blocking(self, active: Mapping[Scope, float], now: float) -> None:
         with self._lock:
             self._sync_locked(active, now)
 
-    def _sync_locked(self, active: Mapping[Scope, datetime], now: datetime) -> None:
+    def _sync_locked(self, active: Mapping[Scope, float], now: float) -> None:
         self._ensure_setup()
-        result = self._run(render_sync(active, now, self.table))
+        live = {s: e for s, e in active.items() if e > now}
+        result = self._run(render_sync(live, now, self.table))
         if result.rc == 0:
-            self._known = {s: e for s, e in active.items() if e > now}
-            log.info("nft.synced scopes=%d", len(self._known))
+            self._view = NftView.of(live)
+            log.info("nft.synced scopes=%d", len(live))
             return
         self.counters.inc("nft.sync_failed")
         log.warning("nft.sync_failed scopes=%d error=%s", len(active), _err(result))
@@ -510,8 +571,8 @@ class NftEnforcer:
         flushed = self._run(render_sync({}, now, self.table))
         if flushed.rc != 0:
             raise EnforcerError(f"nft cannot flush the sets of inet {self.table}: {_err(flushed)}")
-        self._known = {}
-        self._apply_one_by_one([Add(s, e) for s, e in active.items() if e > now], now)
+        self._view = NftView()
+        self._apply_one_by_one(Diff(live), now)
 
     def list_elements(self) -> dict[str, dict[Scope, int | None]]:
         """Read the four sets back (JSON output): set name → scope → seconds left."""
@@ -523,12 +584,12 @@ class NftEnforcer:
 
     # -- the Enforcer protocol --
 
-    async def apply(self, changes: Sequence[Change], now: datetime) -> None:
-        if not changes:
+    async def apply(self, diff: Diff, now: float) -> None:
+        if not diff:
             return
-        await asyncio.to_thread(self._apply_blocking, list(changes), now)
+        await asyncio.to_thread(self._apply_blocking, diff, now)
 
-    async def sync(self, active: Mapping[Scope, datetime], now: datetime) -> None:
+    async def sync(self, active: Mapping[Scope, float], now: float) -> None:
         await asyncio.to_thread(self._sync_blocking, dict(active), now)
 
     async def close(self) -> None:

@@ -89,8 +89,6 @@ from shieldwall.treaty.state import (
 from shieldwall.treaty.terms import TreatyTerms
 
 MAX_RULE_CHARS = 100
-SCOPES_MEMO = 100_000
-"""Single-address scopes the treaty keeps built (it starts again when full)."""
 
 
 def _rule(name: str) -> str:
@@ -128,7 +126,6 @@ class Treaty:
         self._members: dict[str, MemberInfo] = {m.name: m for m in members}
         self._new_id = new_id or self._next_id
         self._protected = self._build_protected()
-        self._scopes: dict[Address, Scope] = {}
 
     # -- public ----------------------------------------------------------------------------
 
@@ -234,13 +231,7 @@ class Treaty:
         )
 
     def _scope(self, address: Address) -> Scope:
-        """``address_scope(address)``, built once per address (networks are immutable)."""
-        scope = self._scopes.get(address)
-        if scope is None:
-            if len(self._scopes) >= SCOPES_MEMO:
-                self._scopes.clear()
-            scope = self._scopes[address] = address_scope(address)
-        return scope
+        return address_scope(address)
 
     def _active_member(self, name: str) -> MemberInfo | None:
         m = self._members.get(name)
@@ -408,7 +399,7 @@ class Treaty:
             self.state.blast.setdefault(charged.name, []).append(now)
         self.state.inc(f"decided.{clauses[0]}")
         out.append(Decide(decision, evidence))
-        if scope.num_addresses == 1:
+        if scope.is_host:
             source = scope.network_address
             if self.state.pending.pop(source, None) is not None:
                 self.state.inc("quorum.overtaken")
@@ -941,11 +932,21 @@ class Treaty:
         )
         return out
 
-    def _revoke_protected(self, now: datetime) -> list[Effect]:
+    def _revoke_protected(
+        self, now: datetime, within: Iterable[Scope] | None = None
+    ) -> list[Effect]:
         """Revoke active decisions that overlap a protected target (after it became one);
-        operators' forced decisions stay."""
+        operators' forced decisions stay. ``within``: only the decisions overlapping these
+        newly protected scopes are read (None: every decision, at start)."""
         out: list[Effect] = []
-        for e in self.state.ledger:
+        if within is None:
+            candidates = list(self.state.ledger)
+        else:
+            seen: dict[str, Entry] = {}
+            for scope in within:
+                seen.update((e.decision.id, e) for e in self.state.ledger.overlapping(scope))
+            candidates = list(seen.values())
+        for e in candidates:
             if e.forced or not e.decision.active_at(now):
                 continue
             why = self._protected.reason_for(e.decision.scope)
@@ -963,7 +964,7 @@ class Treaty:
         if ev.scope not in self.state.allowlist:
             self.state.allowlist.append(ev.scope)
         self._protected = self._build_protected()
-        out = self._revoke_protected(now)
+        out = self._revoke_protected(now, [ev.scope])
         ids = tuple(e.decision.id for e in out if isinstance(e, Revoke))
         out.append(
             self._audit(
@@ -1000,7 +1001,7 @@ class Treaty:
     def _enroll(self, ev: Enroll, now: datetime) -> list[Effect]:
         self._members[ev.member.name] = ev.member
         self._protected = self._build_protected()
-        out = self._revoke_protected(now)
+        out = self._revoke_protected(now, ev.member.addresses)
         ids = tuple(e.decision.id for e in out if isinstance(e, Revoke))
         detail = f"trust={ev.member.trust}, {len(ev.member.addresses)} address(es)"
         out.append(
@@ -1108,7 +1109,7 @@ class Treaty:
         st.ledger.prune(now)
         memory = timedelta(seconds=self.terms.sanctions.memory)
         # dict.items(): an OrderedDict's own items() looks every key up again, and hashing an
-        # ipaddress object runs Python code; the order of these scans does not matter
+        # ipaddress address runs Python code; the order of these scans does not matter
         for scope, o in list(dict.items(st.offenders)):
             if o.last + memory <= now:
                 del st.offenders[scope]

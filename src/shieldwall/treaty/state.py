@@ -7,7 +7,10 @@
 - ``activity``: failures per member per rule, same slots (forward presence).
 - ``pending``: low-trust members' requests waiting for a quorum (at most ``quorum.max-pending``).
 - ``concerns``: open consultations (at most ``consult.max-open``).
-- ``ledger``: the active decisions the treaty knows, each with its evidence chain.
+- ``ledger``: the active decisions the treaty knows, each with its evidence chain. It is *not*
+  part of ``to_plain``: the store holds the decisions and their evidence, and
+  :meth:`~shieldwall.treaty.engine.Treaty.sync` adopts them at start (a state saved every
+  30 s must not grow with the number of active decisions).
 - ``offenders``: how many times each scope was decided, for ``sanction.repeat``.
 - ``blast``, ``flagged``: decisions caused per member in the blast-radius window; flags.
 - ``allowlist``: scopes protected at run time (``AllowlistAdd``), on top of the configured ones.
@@ -17,6 +20,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -25,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from shieldwall.model import Address, Decision, Scope, parse_address, scope_str
+from shieldwall.net import Net
 from shieldwall.treaty.effects import Concern
 from shieldwall.treaty.evidence import (
     Evidence,
@@ -38,7 +44,8 @@ from shieldwall.treaty.evidence import (
 )
 from shieldwall.treaty.terms import TreatyTerms
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: the ledger is no longer saved (version 1 states, which hold it, are still read)."""
 MAX_RULES_PER_SOURCE = 32
 """Distinct rules tracked per source (more are skipped and counted: ``sightings.rules-capped``)."""
 MAX_RULES_PER_MEMBER = 64
@@ -325,15 +332,24 @@ class Entry:
 
 
 class Ledger:
-    """Active decisions by id, indexed by scope (covering lookups) and by range (sanctions)."""
+    """Active decisions by id, indexed by scope (covering and overlap lookups), by range
+    (sanctions) and by expiry (a heap: pruning reads only what expired).
+
+    Every lookup costs what it returns, not what the ledger holds: a scope's covering
+    decisions are one dict lookup per prefix length in use; the decisions inside a newly
+    protected network are found by enumerating its subnets of each prefix length in use
+    (or, past :data:`ENUMERATE_LIMIT` subnets, by reading that prefix length's decisions).
+    """
 
     def __init__(self, ipv4_prefix: int = 24, ipv6_prefix: int = 64) -> None:
         self.ipv4_prefix = ipv4_prefix
         self.ipv6_prefix = ipv6_prefix
         self.entries: dict[str, Entry] = {}
-        self._by_scope: dict[Scope, set[str]] = {}
-        self._prefixes: dict[int, dict[int, int]] = {4: {}, 6: {}}
-        self._by_range: dict[Scope, set[str]] = {}
+        self._by_prefix: dict[tuple[int, int], dict[Scope, list[str]]] = {}
+        """(version, prefix length) → scope → ids of its decisions."""
+        self._by_range: dict[Scope, list[str]] = {}
+        self._expiry: list[tuple[float, str]] = []
+        """Heap of (expiry, id); an entry replaced since is skipped when it comes up."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -346,55 +362,50 @@ class Ledger:
 
     def range_of(self, scope: Scope) -> Scope:
         prefix = self.ipv4_prefix if scope.version == 4 else self.ipv6_prefix
-        return scope.supernet(new_prefix=min(prefix, scope.prefixlen))
+        return scope.supernet(min(prefix, scope.prefixlen))
 
     def add(self, entry: Entry) -> None:
+        """Add an entry, or replace the one with its decision's id (an extension)."""
         d = entry.decision
-        self.remove(d.id)
+        old = self.entries.get(d.id)
+        if old is not None and old.decision.scope != d.scope:
+            self.remove(d.id)
+            old = None
         self.entries[d.id] = entry
-        self._by_scope.setdefault(d.scope, set()).add(d.id)
-        counts = self._prefixes[d.scope.version]
-        counts[d.scope.prefixlen] = counts.get(d.scope.prefixlen, 0) + 1
-        if d.scope.num_addresses == 1:
-            self._by_range.setdefault(self.range_of(d.scope), set()).add(d.id)
+        heapq.heappush(self._expiry, (d.expires.timestamp(), d.id))
+        if old is not None:
+            return  # same scope: the indexes hold it already
+        scope = d.scope
+        by_scope = self._by_prefix.setdefault((scope.version, scope.prefixlen), {})
+        by_scope.setdefault(scope, []).append(d.id)
+        if scope.is_host:
+            self._by_range.setdefault(self.range_of(scope), []).append(d.id)
 
     def remove(self, decision_id: str) -> Entry | None:
         entry = self.entries.pop(decision_id, None)
         if entry is None:
             return None
         scope = entry.decision.scope
-        ids = self._by_scope[scope]
-        ids.discard(decision_id)
-        if not ids:
-            del self._by_scope[scope]
-        counts = self._prefixes[scope.version]
-        counts[scope.prefixlen] -= 1
-        if not counts[scope.prefixlen]:
-            del counts[scope.prefixlen]
-        if scope.num_addresses == 1:
-            rng = self.range_of(scope)
-            in_range = self._by_range[rng]
-            in_range.discard(decision_id)
-            if not in_range:
-                del self._by_range[rng]
+        key = (scope.version, scope.prefixlen)
+        by_scope = self._by_prefix[key]
+        _discard(by_scope, scope, decision_id)
+        if not by_scope:
+            del self._by_prefix[key]
+        if scope.is_host:
+            _discard(self._by_range, self.range_of(scope), decision_id)
         return entry
 
     def on_scope(self, scope: Scope, now: datetime) -> list[Entry]:
-        ids = self._by_scope.get(scope, set())
+        ids = self._by_prefix.get((scope.version, scope.prefixlen), {}).get(scope, ())
         return [e for i in sorted(ids) if (e := self.entries[i]).decision.active_at(now)]
 
     def covering(self, scope: Scope, now: datetime) -> Entry | None:
         """The longest-lasting active decision whose scope contains ``scope``."""
         best: Entry | None = None
-        for prefix in self._prefixes[scope.version]:
-            if prefix > scope.prefixlen:
+        for (version, prefix), by_scope in self._by_prefix.items():
+            if version != scope.version or prefix > scope.prefixlen:
                 continue
-            wider: Scope
-            if prefix == scope.prefixlen and scope.version == 4:
-                wider = scope  # what supernet() would build (IPv6 may carry a scope id)
-            else:
-                wider = scope.supernet(new_prefix=prefix)
-            for i in self._by_scope.get(wider, ()):
+            for i in by_scope.get(scope.supernet(prefix), ()):
                 e = self.entries[i]
                 if e.decision.active_at(now) and (
                     best is None or e.decision.expires > best.decision.expires
@@ -402,16 +413,62 @@ class Ledger:
                     best = e
         return best
 
+    def overlapping(self, net: Scope) -> list[Entry]:
+        """Every entry whose scope overlaps ``net`` (contains it or lies inside it)."""
+        ids: list[str] = []
+        for (version, prefix), by_scope in self._by_prefix.items():
+            if version != net.version:
+                continue
+            if prefix <= net.prefixlen:
+                ids += by_scope.get(net.supernet(prefix), ())
+            elif 1 << (prefix - net.prefixlen) <= min(ENUMERATE_LIMIT, len(by_scope)):
+                for sub in _subnets(net, prefix):
+                    ids += by_scope.get(sub, ())
+            else:
+                ids += [i for s, found in by_scope.items() if s.subnet_of(net) for i in found]
+        return [self.entries[i] for i in sorted(set(ids))]
+
     def in_range(self, rng: Scope, now: datetime) -> list[Entry]:
         """Active single-address decisions inside the sanction range ``rng``."""
-        ids = self._by_range.get(rng, set())
+        ids = self._by_range.get(rng, ())
         return [e for i in sorted(ids) if (e := self.entries[i]).decision.active_at(now)]
 
     def prune(self, now: datetime) -> list[Entry]:
-        gone = [e for e in self.entries.values() if not e.decision.active_at(now)]
-        for e in gone:
-            self.remove(e.decision.id)
+        """Forget the decisions that expired by ``now`` (reads only those)."""
+        gone: list[Entry] = []
+        heap = self._expiry
+        limit = now.timestamp()
+        while heap and heap[0][0] <= limit:
+            _, decision_id = heapq.heappop(heap)
+            e = self.entries.get(decision_id)
+            if e is not None and not e.decision.active_at(now):
+                self.remove(decision_id)
+                gone.append(e)
+        if len(heap) > 2 * len(self.entries) + 1024:  # replaced entries left behind
+            self._expiry = [(e.decision.expires.timestamp(), i) for i, e in self.entries.items()]
+            heapq.heapify(self._expiry)
         return gone
+
+
+ENUMERATE_LIMIT = 65_536
+"""Subnets of one prefix length :meth:`Ledger.overlapping` enumerates before it reads that
+prefix length's decisions instead."""
+
+
+def _subnets(net: Scope, prefix: int) -> Iterator[Scope]:
+    step = 1 << (net.max_prefixlen - prefix)
+    for value in range(net.value, net.last + 1, step):
+        yield Net.of(net.version, value, prefix)
+
+
+def _discard(index: dict[Scope, list[str]], scope: Scope, decision_id: str) -> None:
+    ids = index.get(scope)
+    if ids is None:
+        return
+    with contextlib.suppress(ValueError):
+        ids.remove(decision_id)
+    if not ids:
+        del index[scope]
 
 
 @dataclass(slots=True)
@@ -464,7 +521,6 @@ class TreatyState:
             },
             "pending": [p.to_plain() for p in self.pending.values()],
             "concerns": [c.to_plain() for c in self.concerns.values()],
-            "ledger": [e.to_plain() for e in self.ledger.entries.values()],
             "offenders": [
                 [scope_str(s), o.count, time_plain(o.last)] for s, o in self.offenders.items()
             ],
@@ -478,7 +534,7 @@ class TreatyState:
     @classmethod
     def from_plain(cls, data: Mapping[str, Any], terms: TreatyTerms | None = None) -> TreatyState:
         """Rebuild a state (and its indexes). Raises ValueError on an unknown version."""
-        if data.get("version") != STATE_VERSION:
+        if data.get("version") not in (1, STATE_VERSION):
             raise ValueError(f"treaty state version {data.get('version')!r} is not supported")
         state = cls.empty(terms)
         state.granularity = float(data["granularity"])

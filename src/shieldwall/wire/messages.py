@@ -7,11 +7,13 @@ crash.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, TypeVar
 
 import msgspec
 
+from shieldwall.blocklist import Claim
 from shieldwall.errors import InvalidScope, WireError
 from shieldwall.model import (
     Action,
@@ -20,6 +22,7 @@ from shieldwall.model import (
     Decision,
     DecisionEvent,
     EventKind,
+    LogEvent,
     Origin,
     parse_address,
     parse_scope,
@@ -116,25 +119,42 @@ class WireDecision(msgspec.Struct, forbid_unknown_fields=True):
     rule: str | None = None
 
 
-class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
-    seq: int
-    kind: str
-    at: datetime
-    decision: WireDecision
-
-
 class Snapshot(msgspec.Struct, forbid_unknown_fields=True):
-    """The active set as of ``seq``: what a stream sends first, and ``GET /v1/decisions``."""
+    """The active set as of ``seq``, in full: ``GET /v1/decisions``."""
 
     seq: int
     decisions: list[WireDecision]
 
 
+WireLogEvent = tuple[int, str, str, str, float]
+"""One decision-log event on the stream: ``[seq, kind, decision id, scope, expires]``
+(``expires`` in epoch seconds)."""
+
+
+class WireBatch(msgspec.Struct, forbid_unknown_fields=True):
+    """SSE ``event: batch`` (``id:`` its last sequence number): decision-log events, in order.
+    One message carries every event the council committed together (a report's decision, a
+    chunk of an import: thousands)."""
+
+    events: list[WireLogEvent]
+
+
+class WireSnapshotPage(msgspec.Struct, forbid_unknown_fields=True):
+    """SSE ``event: snapshot``: one page of the active set as of ``seq``, each decision
+    ``[id, scope, expires]``. The last page has ``last: true`` (and ``id:`` the seq); the set
+    is the union of the pages, and the member resumes from ``seq``."""
+
+    seq: int
+    decisions: list[tuple[str, str, float]]
+    last: bool = True
+
+
 _report_decoder = msgspec.json.Decoder(Report)
 _concern_decoder = msgspec.json.Decoder(ConcernRequest)
 _consult_decoder = msgspec.json.Decoder(WireConsult)
-_event_decoder = msgspec.json.Decoder(WireEvent)
 _snapshot_decoder = msgspec.json.Decoder(Snapshot)
+_batch_decoder = msgspec.json.Decoder(WireBatch)
+_page_decoder = msgspec.json.Decoder(WireSnapshotPage)
 encode = msgspec.json.encode
 
 
@@ -168,8 +188,12 @@ def decode_consult(body: bytes | str) -> WireConsult:
     return _decode(_consult_decoder, body, "consultation")
 
 
-def decode_event(body: bytes | str) -> WireEvent:
-    return _decode(_event_decoder, body, "event")
+def decode_batch(body: bytes | str) -> WireBatch:
+    return _decode(_batch_decoder, body, "event batch")
+
+
+def decode_page(body: bytes | str) -> WireSnapshotPage:
+    return _decode(_page_decoder, body, "snapshot page")
 
 
 def decode_snapshot(body: bytes | str) -> Snapshot:
@@ -281,18 +305,60 @@ def decision_from_wire(w: WireDecision) -> Decision:
         raise WireError(f"malformed decision: {exc}") from exc
 
 
-def event_to_wire(e: DecisionEvent) -> WireEvent:
-    return WireEvent(seq=e.seq, kind=e.kind.value, at=e.at, decision=decision_to_wire(e.decision))
-
-
-def event_from_wire(w: WireEvent) -> DecisionEvent:
-    try:
-        kind = EventKind(w.kind)
-    except ValueError as exc:
-        raise WireError(f"unknown event kind {w.kind!r}") from exc
-    return DecisionEvent(
-        seq=w.seq, kind=kind, at=_aware(w.at), decision=decision_from_wire(w.decision)
+def batch_to_wire(events: Sequence[DecisionEvent]) -> WireBatch:
+    return WireBatch(
+        events=[
+            (
+                e.seq,
+                e.kind.value,
+                e.decision.id,
+                e.decision.scope.text(),
+                e.decision.expires.timestamp(),
+            )
+            for e in events
+        ]
     )
+
+
+def page_to_wire(seq: int, decisions: Sequence[Decision], last: bool) -> WireSnapshotPage:
+    return WireSnapshotPage(
+        seq=seq,
+        decisions=[(d.id, d.scope.text(), d.expires.timestamp()) for d in decisions],
+        last=last,
+    )
+
+
+_KINDS = {k.value: k for k in EventKind}
+
+
+def events_from_wire(w: WireBatch) -> tuple[list[LogEvent], int]:
+    """The batch's events as a member holds them, and how many were malformed (skipped: an
+    unknown kind, a scope that does not parse)."""
+    out: list[LogEvent] = []
+    bad = 0
+    for seq, kind, decision_id, scope, expires in w.events:
+        k = _KINDS.get(kind)
+        try:
+            net = parse_scope(scope)
+        except InvalidScope:
+            net = None
+        if k is None or net is None:
+            bad += 1
+            continue
+        out.append(LogEvent(seq, k, decision_id, net, expires))
+    return out, bad
+
+
+def claims_from_wire(w: WireSnapshotPage) -> tuple[list[Claim], int]:
+    """A snapshot page's decisions as claims, and how many were malformed (skipped)."""
+    out: list[Claim] = []
+    bad = 0
+    for decision_id, scope, expires in w.decisions:
+        try:
+            out.append((decision_id, parse_scope(scope), expires))
+        except InvalidScope:
+            bad += 1
+    return out, bad
 
 
 def _aware(t: datetime) -> datetime:

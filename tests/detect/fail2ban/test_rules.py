@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from shieldwall.detect import Detector, load_rule, parse_rule
 from shieldwall.detect.fail2ban import Jail, f2b_duration, load_fail2ban_rule
 from shieldwall.detect.fail2ban.export import rule_toml
 from shieldwall.errors import RuleError
+from shieldwall.model import parse_scope
 
 NOW = datetime(2005, 8, 14, 10, 0, 0, tzinfo=UTC)
 FILTER = """
@@ -88,9 +88,9 @@ def test_jail_options() -> None:
     assert jail.bantime_multipliers == (1.0, 2.0, 4.0, 8.0)
     assert jail.bantime_maxtime == 5 * 7 * 86400
     assert jail.ignoreip == (
-        ipaddress.ip_network("127.0.0.0/8"),
-        ipaddress.ip_network("::1/128"),
-        ipaddress.ip_network("192.0.2.7/32"),
+        parse_scope("127.0.0.0/8"),
+        parse_scope("::1/128"),
+        parse_scope("192.0.2.7/32"),
     )
     assert jail.ignore_names == ("trusted.example",)
     assert jail.other == {"port": "ssh", "mode": "aggressive"}

@@ -95,6 +95,11 @@ class Store(Protocol):
 
     async def active(self, now: datetime) -> tuple[int, list[Decision]]: ...
 
+    async def active_page(self, now: datetime, after: str, limit: int) -> list[Decision]:
+        """Up to ``limit`` active decisions with ids above ``after``, by id (keyset paging:
+        a page costs what it holds)."""
+        ...
+
     async def get_decision(self, decision_id: str) -> Decision | None: ...
 
     async def decision_state(self, decision_id: str) -> str | None:

@@ -4,8 +4,9 @@ Calls are short local transactions executed inline on the event loop's thread (a
 microseconds each with ``synchronous=NORMAL``); one connection serialises them.
 
 Schema versions: 1 (decision log, members, refusals, nonces, counters); 2 adds the treaty's
-tables (``evidence``, ``audit``, ``flags``, ``treaty_state``). A version-1 database is
-migrated in place when opened (new tables only; nothing is rewritten).
+tables (``evidence``, ``audit``, ``flags``, ``treaty_state``); 3 indexes the active decisions
+by id (the stream's snapshot pages). An older database is migrated in place when opened (new
+tables and indexes only; nothing is rewritten).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from shieldwall.model import (
     scope_str,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -107,6 +108,9 @@ CREATE TABLE IF NOT EXISTS treaty_state (
     data TEXT NOT NULL,
     saved_at REAL NOT NULL
 );
+""",
+    3: """
+CREATE INDEX IF NOT EXISTS decisions_active_id ON decisions (id) WHERE state = 'active';
 """,
 }
 """Version → what upgrades the previous version to it (run in one transaction)."""
@@ -330,6 +334,14 @@ class SqliteStore:
         finally:
             db.execute("COMMIT")
         return seq, [_decision(r) for r in rows]
+
+    async def active_page(self, now: datetime, after: str, limit: int) -> list[Decision]:
+        rows = self._db.execute(
+            f"SELECT {_DECISION_COLS} FROM decisions "  # noqa: S608
+            "WHERE state = 'active' AND id > ? AND expires > ? ORDER BY id LIMIT ?",
+            (after, _ts(now), limit),
+        ).fetchall()
+        return [_decision(r) for r in rows]
 
     async def get_decision(self, decision_id: str) -> Decision | None:
         row = self._db.execute(

@@ -17,8 +17,8 @@ Formats:
     What ``cscli decisions import`` takes: its CSV or its JSON (told apart by the first
     character), with Go durations (``24h``, ``1h30m``, ``4h0m0s``).
 ``auto``
-    JSON if the text starts with ``[``, CSV if its first line is a header naming ``value``,
-    plain otherwise.
+    JSON if the text starts with ``[``, CSV if its first line is a header (several fields,
+    the first not an address), plain otherwise.
 
 gzip is read as it is, whatever the format. Every entry is validated: a bad one becomes a
 :class:`Malformed` with its line number (its item number too, for JSON) and why; the rest
@@ -126,7 +126,13 @@ def detect(text: str) -> str:
         if not stripped or stripped[0] in "#;":
             continue
         fields = [f.strip().lower() for f in next(csv.reader([stripped]))]
-        return "csv" if "value" in fields and len(fields) > 1 else "plain"
+        if len(fields) < 2:
+            return "plain"
+        try:  # a first field that is an address: a plain list with something after it
+            parse_scope(fields[0])
+        except InvalidScope:
+            return "csv"  # a header (one without ``value`` is refused, saying so)
+        return "plain"
     return "plain"
 
 

@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 
 from shieldwall.clock import ManualClock
-from shieldwall.council.app import create_app
+from shieldwall.council.api import create_app
 from shieldwall.council.service import CouncilService
 from shieldwall.council.store.sqlite import SqliteStore
 from shieldwall.treaty import TreatyTerms

@@ -1,5 +1,6 @@
-"""The SQLite store's treaty tables: version-2 migration in place, evidence stored with the log,
-the treaty's state surviving a restart of the council."""
+"""The SQLite store's own promises (migrations in place from every earlier version, the
+sequence surviving a reopen), and the council's state surviving a restart. The contract every
+store keeps is ``tests/contract/test_store.py``."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from shieldwall.clock import ManualClock
 from shieldwall.council.service import CouncilService
 from shieldwall.council.store.base import FlagRecord, MemberRecord
 from shieldwall.council.store.sqlite import _SCHEMA, SCHEMA_VERSION, SqliteStore
+from shieldwall.errors import StoreError
 from shieldwall.model import Action, Decision, EventKind, Origin, parse_scope
 from shieldwall.treaty import TreatyTerms
 from shieldwall.wire import signing
@@ -52,35 +56,66 @@ async def test_a_version_1_database_is_migrated_in_place(
 
     store = SqliteStore(str(path))
     assert store.schema_version == SCHEMA_VERSION == 3
-    seq, active = await store.active(clock.now())
+    seq, active = await store.log.active(clock.now())
     assert (seq, [x.id for x in active]) == (1, [d.id])
-    assert await store.get_evidence(d.id) is None  # decided before evidence was kept
-    assert await store.load_treaty_state() is None
-    await store.record_flags([FlagRecord("web1", "blast-radius", clock.now(), "too many")])
-    assert [f.member for f in await store.flags()] == ["web1"]
+    assert [x.id for x in await store.log.active_page(clock.now(), "", 10)] == [d.id]
+    assert await store.log.get_evidence(d.id) is None  # decided before evidence was kept
+    assert await store.treaty.load() is None
+    await store.records.add_flags([FlagRecord("web1", "blast-radius", clock.now(), "too many")])
+    assert [f.member for f in await store.records.flags()] == ["web1"]
+    # the log goes on from the version-1 sequence
+    (event,) = await store.log.append(
+        [(EventKind.ADD, _decision(clock, "203.0.113.6"))], clock.now()
+    )
+    assert event.seq == 2
     await store.close()
     again = SqliteStore(str(path))  # opening a current database changes nothing
     assert again.schema_version == 3
-    assert [f.clause for f in await again.flags()] == ["blast-radius"]
+    assert [f.clause for f in await again.records.flags()] == ["blast-radius"]
+    assert await again.log.last_seq() == 2
     await again.close()
 
 
-async def test_evidence_goes_with_its_event_and_amendments_replace_it(
-    clock: ManualClock,
+async def test_a_version_2_database_gets_the_active_index(tmp_path: Path) -> None:
+    path = tmp_path / "council.db"
+    SqliteStore(str(path))
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP INDEX decisions_active_id")
+    db.execute("UPDATE schema_version SET version = 2")
+    db.close()
+    store = SqliteStore(str(path))
+    assert store.schema_version == 3
+    indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "decisions_active_id" in indexes
+    await store.close()
+
+
+async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "council.db"
+    SqliteStore(str(path))
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE schema_version SET version = 99")
+    db.close()
+    with pytest.raises(StoreError, match="newer"):
+        SqliteStore(str(path))
+
+
+async def test_sequence_numbers_are_never_reused_after_a_reopen(
+    tmp_path: Path, clock: ManualClock
 ) -> None:
-    store = SqliteStore(":memory:")
-    d = _decision(clock)
-    chain = {"clauses": ["article5.alert"], "members": ["web1"], "exhibits": [], "summary": "x"}
-    await store.append([(EventKind.ADD, d)], clock.now(), [chain])
-    assert await store.evidence([d.id, "other"]) == {d.id: chain}
-    amended = {**chain, "members": ["web1", "web2"]}
-    await store.set_evidence([(d.id, amended)])
-    why = {"clauses": ["revocation"], "members": ["web1"], "exhibits": [], "summary": "y"}
-    await store.append([(EventKind.REVOKE, d)], clock.now(), [why])
-    record = await store.get_evidence(d.id)
-    assert record is not None
-    assert (record.evidence, record.revoked) == (amended, why)
-    assert await store.decision_state(d.id) == "revoked"
+    path = str(tmp_path / "council.db")
+    store = SqliteStore(path)
+    await store.log.append([(EventKind.ADD, _decision(clock))], clock.now())
+    with pytest.raises(RuntimeError):  # noqa: PT012 - a transaction that fails
+        async with store.transaction():
+            await store.log.append([(EventKind.ADD, _decision(clock, "203.0.113.9"))], clock.now())
+            raise RuntimeError
+    await store.close()
+    store = SqliteStore(path)
+    (event,) = await store.log.append(
+        [(EventKind.ADD, _decision(clock, "203.0.113.8"))], clock.now()
+    )
+    assert event.seq == 2
     await store.close()
 
 
@@ -132,10 +167,10 @@ async def test_start_adopts_the_stores_decisions_and_their_evidence(
     decisions from the store; revoking the member still retracts what rested on it."""
     path = str(tmp_path / "council.db")
     store = SqliteStore(path)
-    await store.add_member(MemberRecord("web1", signing.generate()[1], (), "member", clock.now()))
+    await store.members.add(MemberRecord("web1", signing.generate()[1], (), "member", clock.now()))
     d = _decision(clock)
     chain = {"clauses": ["article5.alert"], "members": ["web1"], "exhibits": [], "summary": ""}
-    await store.append([(EventKind.ADD, d)], clock.now(), [chain])
+    await store.log.append([(EventKind.ADD, d)], clock.now(), [chain])
     service = CouncilService(store, TreatyTerms(), clock)
     await service.start()
     assert [x.id for x in service.treaty.active(clock.now())] == [d.id]

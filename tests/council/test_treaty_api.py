@@ -218,7 +218,7 @@ async def test_explain_flags_and_audit(council: Council) -> None:
 
 
 async def _streams(council: Council, n: int) -> bool:
-    return council.service.broadcaster.subscribers >= n
+    return council.service.fanout.subscribers >= n
 
 
 async def _events(client: Any, since: int, n: int) -> list[LogEvent]:

@@ -13,6 +13,7 @@ import click
 
 from shieldwall import __version__
 from shieldwall.cli.drill import drill
+from shieldwall.cli.lists import decisions_export, decisions_import, unban_file
 from shieldwall.cli.operator import operator_from, operator_options
 from shieldwall.cli.rules import rules
 from shieldwall.cli.table import table as _table
@@ -66,19 +67,23 @@ def council(config_path: str, log_level: str) -> None:
 
     from shieldwall.clock import SystemClock
     from shieldwall.config.load import load_council
-    from shieldwall.council.app import create_app
+    from shieldwall.council.api import create_app
     from shieldwall.council.auth import load_or_create_token
+    from shieldwall.council.fanout import open_fanout
     from shieldwall.council.service import CouncilService
     from shieldwall.council.store import open_store
 
     setup_logging(log_level)
     try:
         cfg = load_council(config_path)
-        store = open_store("sqlite://" + str(Path(cfg.data_dir) / "council.db"))
+        store = open_store(cfg.store_url, cfg.origin)
+        fanout = open_fanout(cfg.fanout, cfg.origin)
     except ShieldwallError as exc:
         raise _fail(exc) from exc
     token = load_or_create_token(cfg.data_dir)
-    service = CouncilService(store, cfg.treaty, SystemClock(), replay_window=cfg.replay_window)
+    service = CouncilService(
+        store, cfg.treaty, SystemClock(), replay_window=cfg.replay_window, fanout=fanout
+    )
     app = create_app(service, token)
     click.echo(f"council listening on {cfg.url} (data in {cfg.data_dir})", err=True)
     uvicorn.run(
@@ -274,22 +279,48 @@ def ban(
     status_code, body = operator_from(**conn).call("POST", "/v1/decisions", payload)
     if status_code == 403:
         raise click.ClickException(f"refused: {body['reason']} (use --force to override)")
-    if status_code != 201:
+    if status_code not in (200, 201):
         raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
-    click.echo(
-        json.dumps(body)
-        if as_json
-        else f"banned {body['scope']} until {body['expires']} (id {body['id']})"
-    )
+    if as_json:
+        click.echo(json.dumps(body))
+    elif body["outcome"] == "unchanged":
+        click.echo(f"{body['scope']} is already banned until {body['expires']} (id {body['id']})")
+    else:
+        verb = "extended the ban on" if body["outcome"] == "extended" else "banned"
+        click.echo(f"{verb} {body['scope']} until {body['expires']} (id {body['id']})")
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("target", required=False)
 @click.option("--id", "by_id", is_flag=True, help="TARGET is a decision id, not a scope.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Unban every address and network of this list (formats as for decisions import).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "plain", "csv", "json", "crowdsec"]),
+    default="auto",
+    show_default=True,
+    help="With --file: the list's format.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @operator_options
-def unban(target: str, by_id: bool, as_json: bool, **conn: Any) -> None:
-    """Revoke every active decision on IP/CIDR TARGET (or with id TARGET)."""
+def unban(
+    target: str | None, by_id: bool, file: str | None, fmt: str, as_json: bool, **conn: Any
+) -> None:
+    """Revoke every active decision on IP/CIDR TARGET (or with id TARGET), or on every
+    scope of a list (--file)."""
+    if file is not None:
+        if target is not None or by_id:
+            raise click.UsageError("give TARGET or --file, not both")
+        unban_file(file, fmt, as_json, conn)
+        return
+    if target is None:
+        raise click.UsageError("give TARGET (an IP, a CIDR or, with --id, a decision id) or --file")
     payload = {"id": target} if by_id else {"scope": target}
     status_code, body = operator_from(**conn).call("POST", "/v1/decisions/revoke", payload)
     if status_code != 200:
@@ -304,7 +335,11 @@ def unban(target: str, by_id: bool, as_json: bool, **conn: Any) -> None:
 
 @cli.group()
 def decisions() -> None:
-    """Inspect the decision log."""
+    """Inspect the decision log; import and export lists of decisions."""
+
+
+decisions.add_command(decisions_import)
+decisions.add_command(decisions_export)
 
 
 @decisions.command("list")

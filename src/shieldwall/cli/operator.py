@@ -23,9 +23,23 @@ class Operator:
             base_url=self.url, timeout=15.0, headers={"Authorization": f"Bearer {token}"}
         )
 
-    def call(self, method: str, path: str, json: Any = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
         try:
-            resp = self._http.request(method, path, json=json)
+            resp = self._http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.HTTPError as exc:
             raise click.ClickException(f"council at {self.url} unreachable: {exc}") from exc
         try:

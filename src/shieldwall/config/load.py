@@ -33,7 +33,12 @@ def _resolve(base: Path, value: str) -> str:
 def load_council(path: str | Path) -> CouncilConfig:
     cfg = parse_council(read_toml(path), str(path))
     base = Path(path).resolve().parent
-    return _replace_dir(cfg, _resolve(base, cfg.data_dir))
+    store = cfg.store
+    if store.startswith("sqlite://"):
+        db = store.removeprefix("sqlite://")
+        if db != ":memory:":  # a relative path is relative to the config file
+            store = "sqlite://" + _resolve(base, db)
+    return replace(cfg, data_dir=_resolve(base, cfg.data_dir), store=store)
 
 
 def load_agent(path: str | Path) -> AgentConfig:
@@ -57,7 +62,3 @@ def load_agent(path: str | Path) -> AgentConfig:
             replace(e, path=_resolve(base, e.path) if e.path else None) for e in cfg.enforcers
         ),
     )
-
-
-def _replace_dir(cfg: CouncilConfig, data_dir: str) -> CouncilConfig:
-    return replace(cfg, data_dir=data_dir)

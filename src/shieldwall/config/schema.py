@@ -56,6 +56,8 @@ class _CouncilToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     data_dir: str
     listen: str = "127.0.0.1:8470"
     replay_window: Duration = "5m"
+    store: str | None = None
+    fanout: str = "inprocess://"
     treaty: dict[str, Any] = {}
 
 
@@ -67,6 +69,13 @@ class CouncilConfig:
     replay_window: float
     treaty: TreatyTerms
     origin: str = ""
+    store: str = ""
+    """The store's URL; empty: ``sqlite://<data-dir>/council.db``."""
+    fanout: str = "inprocess://"
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite://{self.data_dir.rstrip('/')}/council.db"
 
     @property
     def url(self) -> str:
@@ -100,6 +109,9 @@ def parse_council(data: dict[str, Any], origin: str) -> CouncilConfig:
     raw = _convert(data, _CouncilToml, origin)
     host, port = _listen(raw.listen, origin)
     treaty = parse_treaty(raw.treaty, origin)
+    for key, url in (("store", raw.store), ("fanout", raw.fanout)):
+        if url is not None and "://" not in url:
+            raise ConfigError(origin, key, f"{url!r} is not a URL (scheme://…)")
     return CouncilConfig(
         data_dir=raw.data_dir,
         host=host,
@@ -107,6 +119,8 @@ def parse_council(data: dict[str, Any], origin: str) -> CouncilConfig:
         replay_window=parse_duration(raw.replay_window, origin, "replay-window"),
         treaty=treaty,
         origin=origin,
+        store=raw.store or "",
+        fanout=raw.fanout,
     )
 
 

@@ -8,7 +8,7 @@ in order (``docs/treaty.md``, "Calling the treaty"):
 ========  =========================================================================
 effect    what the service does
 ========  =========================================================================
-Decide    an ``add`` event in the decision log, with its evidence chain (one transaction)
+Decide    an ``add`` event in the decision log, with its evidence chain
 Revoke    a ``revoke`` event, with why it was revoked
 Refuse    the refusals table, counter ``refusals.<clause>``
 Amend     replaces the decision's stored evidence
@@ -18,6 +18,12 @@ Close     counter ``concerns.<outcome>``
 Audit     the audit table
 Hold      counter ``quorum.held``
 ========  =========================================================================
+
+Everything one request (or one group of reports) changes is written in **one store
+transaction** — log events, evidence, refusals, flags, audit, nonces, counters — and published
+to the fan-out as **one batch** after the commit. Reports that arrive within
+``group_window`` seconds of each other are verified and committed together (group commit):
+under load, hundreds of reports cost one transaction and one stream message.
 
 One lock serialises the treaty and the log writes, so the log's order is the treaty's order.
 The treaty's state is persisted by :meth:`CouncilService.tick` every ``state_interval``
@@ -31,17 +37,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import secrets
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import count
 from typing import Any
 
 from shieldwall.clock import Clock
 from shieldwall.config.schema import check_member_name
-from shieldwall.council.fanout import Broadcaster, Notice
-from shieldwall.council.store.base import EvidenceRecord, FlagRecord, MemberRecord, Plain, Store
+from shieldwall.council import stream
+from shieldwall.council.fanout import Batch, Fanout, InProcessFanout, Notice
+from shieldwall.council.store.base import (
+    EvidenceRecord,
+    FlagRecord,
+    MemberRecord,
+    Plain,
+    Store,
+)
 from shieldwall.errors import ConfigError, SignatureError, StoreError, WireError
 from shieldwall.model import (
     Address,
@@ -60,6 +74,7 @@ from shieldwall.treaty import (
     Amend,
     Answered,
     Audit,
+    BanItem,
     Close,
     Concern,
     Consult,
@@ -71,7 +86,9 @@ from shieldwall.treaty import (
     Flag,
     Hold,
     ManualBan,
+    ManualBans,
     ManualUnban,
+    ManualUnbans,
     MemberInfo,
     RaiseConcern,
     Refuse,
@@ -103,6 +120,13 @@ log = logging.getLogger("shieldwall.council")
 OPERATOR = "operator"
 MAX_CONSULTED = 20_000
 """Concern ids remembered so that each is put to the members once."""
+MAX_GROUP = 500
+"""Reports committed together at most (group commit)."""
+EXPIRE_CHUNK = 10_000
+"""Decisions expired per transaction and stream message."""
+LOG_EACH = 20
+"""A commit of at most this many log events is logged event by event; larger ones in one
+line."""
 
 
 @dataclass(slots=True)
@@ -116,6 +140,8 @@ class ReportOutcome:
     malformed: int = 0
     held: list[Hold] = field(default_factory=list)
     amended: int = 0
+    extended: int = 0
+    """Of ``decided``, how many extend an active decision (same id, later expiry)."""
     sightings: int = 0
     answers: int = 0
     concerns: list[Concern] = field(default_factory=list)
@@ -124,6 +150,31 @@ class ReportOutcome:
     """Of those, the ones published now (each concern id is published once)."""
     closed: list[Close] = field(default_factory=list)
     flagged: list[FlagRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BanOutcome:
+    """An operator ban: ``added``, ``extended`` or ``unchanged`` (an operator decision on the
+    scope already lasts as long: ``decision`` is that one), or ``refused``."""
+
+    outcome: str
+    decision: Decision | None = None
+    refusal: Refusal | None = None
+
+
+@dataclass(slots=True)
+class BulkOutcome:
+    """A chunk of an import (or of a bulk unban)."""
+
+    added: int = 0
+    extended: int = 0
+    unchanged: int = 0
+    revoked: int = 0
+    missing: int = 0
+    """Unbans of a scope no decision was on."""
+    refused: list[tuple[int, Refusal]] = field(default_factory=list)
+    """(item index, refusal)."""
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +187,35 @@ class Explanation:
     revoked: dict[str, Any] | None
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
+def id_maker() -> Iterator[str]:
+    """Decision and concern ids: a random 64-bit prefix per process, then a counter (unique
+    across restarts and replicas without a 5 µs ``uuid4`` per decision)."""
+    prefix = secrets.token_hex(8)
+    return (f"{prefix}{n:06x}" for n in count(1))
 
 
 def member_info(m: MemberRecord) -> MemberInfo:
     return MemberInfo(m.name, m.trust, m.revoked, m.addresses)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A report waiting for its group's commit."""
+
+    report: Report
+    body: bytes
+    signature: str | None
+    future: asyncio.Future[ReportOutcome]
+
+
+@dataclass(slots=True)
+class _Commit:
+    """What a transaction wrote, to announce once it committed."""
+
+    events: list[DecisionEvent] = field(default_factory=list)
+    chains: dict[str, Evidence] = field(default_factory=dict)
+    consulted: list[Concern] = field(default_factory=list)
+    outcomes: list[ReportOutcome] = field(default_factory=list)
 
 
 class CouncilService:
@@ -152,23 +226,31 @@ class CouncilService:
         clock: Clock,
         *,
         replay_window: float = 300.0,
-        broadcaster: Broadcaster | None = None,
+        fanout: Fanout | None = None,
         tick_interval: float = 5.0,
         state_interval: float = 30.0,
+        group_window: float = 0.002,
     ) -> None:
         self.store = store
         self.terms = terms
         self.clock = clock
         self.replay_window = replay_window
-        self.broadcaster = broadcaster or Broadcaster()
+        self.fanout: Fanout = fanout or InProcessFanout()
         self.tick_interval = tick_interval
         self.state_interval = state_interval
-        self.treaty = Treaty(terms, new_id=new_id)
+        self.group_window = group_window
+        ids = id_maker()
+        self._new_id = lambda: next(ids)
+        self.treaty = Treaty(terms, new_id=self._new_id)
         self._members: dict[str, MemberRecord] = {}
+        """The roster, for forward presence (who to serve first); verification reads the
+        store."""
         self._lock = asyncio.Lock()
         self._consulted: OrderedDict[str, None] = OrderedDict()
         self._last_tick: datetime | None = None
         self._last_save: datetime | None = None
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -176,20 +258,22 @@ class CouncilService:
         """Load members, the treaty's state and the active set; ``sync`` the treaty."""
         async with self._lock:
             now = self.clock.now()
-            records = await self.store.list_members()
+            records = await self.store.members.list()
             self._members = {m.name: m for m in records}
             state = await self._load_state()
             self.treaty = Treaty(
-                self.terms, [member_info(m) for m in records], state, new_id=new_id
+                self.terms, [member_info(m) for m in records], state, new_id=self._new_id
             )
-            _, active = await self.store.active(now)
-            stored = await self.store.evidence([d.id for d in active])
+            _, active = await self.store.log.active(now)
+            stored = await self.store.log.evidence([d.id for d in active])
             evidence: dict[str, Evidence] = {}
+            unreadable = 0
             for decision_id, plain in stored.items():
                 try:
                     evidence[decision_id] = Evidence.from_plain(plain)
                 except (KeyError, TypeError, ValueError):
-                    await self.store.bump("treaty.evidence.unreadable")
+                    unreadable += 1
+            await self.store.counters.bump({"treaty.evidence.unreadable": unreadable})
             await self._carry_out(self.treaty.sync(active, now, evidence), now)
             self._last_tick = self._last_save = now
             log.info(
@@ -200,7 +284,7 @@ class CouncilService:
             )
 
     async def _load_state(self) -> TreatyState | None:
-        blob = await self.store.load_treaty_state()
+        blob = await self.store.treaty.load()
         if blob is None:
             return None
         try:
@@ -208,17 +292,19 @@ class CouncilService:
         except (KeyError, TypeError, ValueError) as exc:
             # decide less, never more: the buckets start empty, decisions come from the store
             log.warning("treaty.state.unreadable %s; starting from the store alone", exc)
-            await self.store.bump("treaty.state.unreadable")
+            await self.store.counters.bump({"treaty.state.unreadable": 1})
             return None
 
     async def save_state(self) -> None:
         """Persist the treaty's state (the reaper calls this every ``state_interval``)."""
         async with self._lock:
             now = self.clock.now()
-            await self.store.save_treaty_state(self.treaty.state.to_plain(), now)
+            await self.store.treaty.save(self.treaty.state.to_plain(), now)
             self._last_save = now
 
     async def stop(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         await self.save_state()
 
     async def tick(self) -> int:
@@ -248,121 +334,154 @@ class CouncilService:
             effects += self.treaty.handle(event, now)
         return await self._carry_out(effects, now)
 
-    async def _carry_out(self, effects: Sequence[Effect], now: datetime) -> ReportOutcome:
-        """Carry out effects in order. Log changes (with their evidence) are one transaction;
-        an ``Amend`` of a decision decided in the same batch updates the chain stored with
-        its ``add``."""
-        out = ReportOutcome()
+    async def _carry_out(
+        self, effects: Sequence[Effect], now: datetime, counters: Mapping[str, int] = {}
+    ) -> ReportOutcome:
+        """Carry out effects in order, in one transaction; then announce them."""
+        async with self.store.transaction():
+            done = await self._write([effects], now, counters)
+        await self._announce(done, now)
+        return done.outcomes[0]
+
+    async def _write(
+        self, groups: Sequence[Sequence[Effect]], now: datetime, counters: Mapping[str, int]
+    ) -> _Commit:
+        """Write the effects of each group (one outcome per group) inside the caller's
+        transaction: one append for every log change, one write per table."""
+        done = _Commit()
         changes: list[tuple[EventKind, Decision]] = []
         whys: list[Plain | None] = []
         added: dict[str, int] = {}
-        chains: dict[str, Evidence] = {}
         amends: dict[str, Plain] = {}
         audits: list[Plain] = []
-        for e in effects:
-            if isinstance(e, Decide):
-                added[e.decision.id] = len(changes)
-                changes.append((EventKind.ADD, e.decision))
-                whys.append(e.evidence.to_plain())
-                chains[e.decision.id] = e.evidence
-                out.decided.append(e.decision)
-            elif isinstance(e, Revoke):
-                changes.append((EventKind.REVOKE, e.decision))
-                whys.append(e.evidence.to_plain())
-                out.revoked.append(e.decision)
-            elif isinstance(e, Refuse):
-                out.refused.append(e.refusal)
-            elif isinstance(e, Amend):
-                out.amended += 1
-                at = added.get(e.decision.id)
-                if at is not None:
-                    whys[at] = e.evidence.to_plain()
-                    chains[e.decision.id] = e.evidence
-                else:
-                    amends[e.decision.id] = e.evidence.to_plain()
-            elif isinstance(e, Hold):
-                out.held.append(e)
-            elif isinstance(e, Flag):
-                out.flagged.append(FlagRecord(e.member, e.clause, e.at, e.reason))
-            elif isinstance(e, Consult):
-                out.concerns.append(e.concern)
-                if e.concern.id not in self._consulted:
-                    self._consulted[e.concern.id] = None
-                    while len(self._consulted) > MAX_CONSULTED:
-                        self._consulted.popitem(last=False)
-                    out.consulted.append(e.concern)
-            elif isinstance(e, Close):
-                out.closed.append(e)
-            elif isinstance(e, Audit):
-                audits.append(e.record.to_plain())
-        if changes:
-            events = await self.store.append(changes, now, whys)
-            self._publish(events, now, chains)
-        if amends:
-            await self.store.set_evidence(list(amends.items()))
-        await self._record(out, audits)
-        return out
+        counts: dict[str, int] = dict(counters)
 
-    def _publish(
-        self, events: list[DecisionEvent], now: datetime, chains: dict[str, Evidence]
-    ) -> None:
-        if any(e.kind is EventKind.ADD for e in events):
-            activity = self.treaty.activity(now)
-            names = [m.name for m in self._members.values() if not m.revoked]
+        def bump(name: str, n: int = 1) -> None:
+            counts[name] = counts.get(name, 0) + n
 
-            def order(e: DecisionEvent) -> list[str]:
-                if e.kind is not EventKind.ADD:
-                    return []
-                return forward_order(
-                    e.decision, names, activity, evidence=chains.get(e.decision.id)
-                )
-
-            self.broadcaster.publish(events, order)
-        else:
-            self.broadcaster.publish(events)
-        for e in events:
-            log.info(
-                "decision.%s seq=%d scope=%s id=%s member=%s",
-                e.kind.value,
-                e.seq,
-                scope_str(e.decision.scope),
-                e.decision.id,
-                e.decision.member,
-            )
-
-    async def _record(self, out: ReportOutcome, audits: list[Plain]) -> None:
+        for effects in groups:
+            out = ReportOutcome()
+            for e in effects:
+                if isinstance(e, Decide):
+                    added[e.decision.id] = len(changes)
+                    changes.append((EventKind.ADD, e.decision))
+                    whys.append(e.evidence.to_plain() if e.keep else None)
+                    done.chains[e.decision.id] = e.evidence
+                    out.decided.append(e.decision)
+                    out.extended += e.extends
+                elif isinstance(e, Revoke):
+                    changes.append((EventKind.REVOKE, e.decision))
+                    whys.append(e.evidence.to_plain())
+                    out.revoked.append(e.decision)
+                elif isinstance(e, Refuse):
+                    out.refused.append(e.refusal)
+                    bump(f"refusals.{e.refusal.reason.split(':')[0]}")
+                elif isinstance(e, Amend):
+                    out.amended += 1
+                    at = added.get(e.decision.id)
+                    if at is not None:
+                        whys[at] = e.evidence.to_plain()
+                        done.chains[e.decision.id] = e.evidence
+                    else:
+                        amends[e.decision.id] = e.evidence.to_plain()
+                elif isinstance(e, Hold):
+                    out.held.append(e)
+                    bump("quorum.held")
+                elif isinstance(e, Flag):
+                    out.flagged.append(FlagRecord(e.member, e.clause, e.at, e.reason))
+                    bump(f"flags.{e.clause}")
+                elif isinstance(e, Consult):
+                    out.concerns.append(e.concern)
+                    if e.concern.id not in self._consulted:
+                        self._consulted[e.concern.id] = None
+                        while len(self._consulted) > MAX_CONSULTED:
+                            self._consulted.popitem(last=False)
+                        out.consulted.append(e.concern)
+                        done.consulted.append(e.concern)
+                        bump("concerns.consulted")
+                elif isinstance(e, Close):
+                    out.closed.append(e)
+                    bump(f"concerns.{e.outcome}")
+                elif isinstance(e, Audit):
+                    audits.append(e.record.to_plain())
+            done.outcomes.append(out)
         store = self.store
-        if out.refused:
-            await store.record_refusals(out.refused)
-            for r in out.refused:
-                await store.bump(f"refusals.{r.reason.split(':')[0]}")
+        if changes:
+            done.events = await store.log.append(changes, now, whys)
+        if amends:
+            await store.log.set_evidence(list(amends.items()))
+        refused = [r for out in done.outcomes for r in out.refused]
+        if refused:
+            await store.records.add_refusals(refused)
+        flagged = [f for out in done.outcomes for f in out.flagged]
+        if flagged:
+            await store.records.add_flags(flagged)
+        if audits:
+            await store.records.add_audit(audits)
+        await store.counters.bump(counts)
+        return done
+
+    async def _announce(self, done: _Commit, now: datetime) -> None:
+        """After the commit: one batch to the fan-out, the consultations, the log lines."""
+        if done.events:
+            await self.fanout.publish(Batch(done.events), self._first(done, now))
+            self._log_events(done.events)
+        for out in done.outcomes:
+            for r in out.refused[:LOG_EACH]:
                 log.warning(
                     "decision.refused scope=%s reason=%s member=%s",
                     scope_str(r.scope),
                     r.reason,
                     r.member,
                 )
-        if out.flagged:
-            await store.record_flags(out.flagged)
+            if len(out.refused) > LOG_EACH:
+                log.warning("decision.refused more=%d", len(out.refused) - LOG_EACH)
             for f in out.flagged:
-                await store.bump(f"flags.{f.clause}")
                 log.warning("member.flagged member=%s clause=%s %s", f.member, f.clause, f.reason)
-        if out.held:
-            await store.bump("quorum.held", len(out.held))
-        for c in out.closed:
-            await store.bump(f"concerns.{c.outcome}")
-            log.info(
-                "concern.closed id=%s source=%s outcome=%s",
-                c.concern.id,
-                c.concern.source,
-                c.outcome,
-            )
-        for concern in out.consulted:
-            self.broadcaster.notify(Notice("consult", encode(consult_to_wire(concern))))
-            await store.bump("concerns.consulted")
+            for c in out.closed:
+                log.info(
+                    "concern.closed id=%s source=%s outcome=%s",
+                    c.concern.id,
+                    c.concern.source,
+                    c.outcome,
+                )
+        for concern in done.consulted:
+            await self.fanout.notify(Notice("consult", encode(consult_to_wire(concern))))
             log.info("concern.consult id=%s source=%s", concern.id, concern.source)
-        if audits:
-            await store.record_audit(audits)
+
+    def _first(self, done: _Commit, now: datetime) -> list[str]:
+        """Forward presence: for the commit's first decision with a rule, the members most
+        likely to be hit next, who are served first."""
+        decision = next(
+            (e.decision for e in done.events if e.kind is EventKind.ADD and e.decision.rule),
+            None,
+        )
+        if decision is None:
+            return []
+        names = [m.name for m in self._members.values() if not m.revoked]
+        activity = self.treaty.activity(now)
+        return forward_order(decision, names, activity, evidence=done.chains.get(decision.id))
+
+    @staticmethod
+    def _log_events(events: Sequence[DecisionEvent]) -> None:
+        if len(events) <= LOG_EACH:
+            for e in events:
+                log.info(
+                    "decision.%s seq=%d scope=%s id=%s member=%s",
+                    e.kind.value,
+                    e.seq,
+                    scope_str(e.decision.scope),
+                    e.decision.id,
+                    e.decision.member,
+                )
+            return
+        counts = {k.value: sum(1 for e in events if e.kind is k) for k in EventKind}
+        log.info(
+            "decisions.committed seq=%d..%d %s",
+            events[0].seq,
+            events[-1].seq,
+            " ".join(f"{k}={n}" for k, n in counts.items() if n),
+        )
 
     # -- members -------------------------------------------------------------------
 
@@ -377,12 +496,14 @@ class CouncilService:
             raise WireError(f"trust must be one of {', '.join(TRUST_LEVELS)}")
         key = signing.check_public_key(public_key)
         async with self._lock:
-            record = MemberRecord(name, key, addresses, trust, self.clock.now())
-            await self.store.add_member(record)
-            self._members[name] = record
             now = self.clock.now()
-            await self._handle([Enroll(member_info(record), OPERATOR)], now)
-        await self.store.bump("members.enrolled")
+            record = MemberRecord(name, key, addresses, trust, now)
+            effects = self.treaty.handle(Enroll(member_info(record), OPERATOR), now)
+            async with self.store.transaction():
+                await self.store.members.add(record)
+                done = await self._write([effects], now, {"members.enrolled": 1})
+            self._members[name] = record
+            await self._announce(done, now)
         log.info("member.enrolled name=%s trust=%s", name, trust)
         return record
 
@@ -391,26 +512,34 @@ class CouncilService:
         None when there is no such active member."""
         async with self._lock:
             now = self.clock.now()
-            if not await self.store.revoke_member(name, now):
+            member = await self.store.members.get(name)
+            if member is None or member.revoked:
                 return None
-            member = await self.store.get_member(name)
-            if member is not None:
-                self._members[name] = member
-            out = await self._handle([RevokeMember(name, OPERATOR, reason)], now)
-        await self.store.bump("members.revoked")
+            effects = self.treaty.handle(RevokeMember(name, OPERATOR, reason), now)
+            async with self.store.transaction():
+                await self.store.members.revoke(name, now)
+                done = await self._write([effects], now, {"members.revoked": 1})
+            self._members[name] = MemberRecord(
+                member.name, member.public_key, member.addresses, member.trust, member.created, now
+            )
+            await self._announce(done, now)
+        out = done.outcomes[0]
         log.info("member.revoked name=%s decisions_revoked=%d", name, len(out.revoked))
         return out
 
     async def members(self) -> list[MemberRecord]:
-        return await self.store.list_members()
+        return await self.store.members.list()
 
-    # -- reports -------------------------------------------------------------------
+    async def member(self, name: str) -> MemberRecord | None:
+        return await self.store.members.get(name)
+
+    # -- reports (group commit) ----------------------------------------------------
 
     async def _verify(
         self, name: str, body: bytes, signature: str | None, sent_at: datetime, nonce: str
     ) -> MemberRecord:
         """An enrolled, unrevoked member signed ``body``, fresh and never seen before."""
-        member = self._members.get(name) or await self.store.get_member(name)
+        member = await self.store.members.get(name)
         if member is None:
             raise SignatureError("unknown-member", f"{name!r} is not enrolled")
         if member.revoked:
@@ -424,73 +553,125 @@ class CouncilService:
         skew = abs((now - sent_at).total_seconds())
         if skew > self.replay_window:
             raise SignatureError("stale", f"sent_at is {skew:.0f}s away from council time")
-        if not await self.store.remember_nonce(member.name, nonce, now):
+        if not await self.store.nonces.remember(member.name, nonce, now):
             raise SignatureError("replayed", f"{nonce} was already received")
         return member
 
     async def receive_report(self, body: bytes, signature: str | None) -> ReportOutcome:
-        """Verify and judge one signed report. Raises SignatureError (refused) or WireError."""
+        """Verify and judge one signed report, committed with the reports that arrive
+        within ``group_window``. Raises SignatureError (refused) or WireError."""
         try:
             report = decode_report(body)
         except WireError:
-            await self.store.bump("reports.refused.malformed")
+            await self.store.counters.bump({"reports.refused.malformed": 1})
             raise
-        try:
-            member = await self._verify(report.member, body, signature, report.sent_at, report.id)
-        except SignatureError as exc:
-            await self.store.bump(f"reports.refused.{exc.reason}")
-            log.warning("report.refused reason=%s member=%r", exc.reason, report.member[:64])
-            raise
-        await self.store.bump("reports.accepted")
-        return await self._judge_report(member, report)
+        future: asyncio.Future[ReportOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(report, body, signature, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="reports.flush")
+        return await future
 
-    async def _judge_report(self, member: MemberRecord, report: Report) -> ReportOutcome:
-        malformed = duplicates = 0
+    async def _flush(self) -> None:
+        """Judge queued reports a group at a time until none are left."""
+        while self._queue:
+            if self.group_window > 0:
+                await asyncio.sleep(self.group_window)  # let the reports in flight join
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            try:
+                results = await self._judge_group(group)
+            except Exception as exc:  # the whole group failed (a StoreError): every caller
+                for p in group:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            for p, result in zip(group, results, strict=True):
+                if p.future.done():
+                    continue
+                if isinstance(result, ReportOutcome):
+                    p.future.set_result(result)
+                else:
+                    p.future.set_exception(result)
+
+    async def _judge_group(self, group: Sequence[_Pending]) -> list[ReportOutcome | Exception]:
+        results: list[ReportOutcome | Exception] = []
+        async with self._lock:
+            now = self.clock.now()
+            counts: dict[str, int] = {}
+            groups: list[list[Effect]] = []
+            stats: list[tuple[int, int, int, int]] = []
+            async with self.store.transaction():
+                for p in group:
+                    report = p.report
+                    try:
+                        member = await self._verify(
+                            report.member, p.body, p.signature, report.sent_at, report.id
+                        )
+                    except SignatureError as exc:
+                        name = f"reports.refused.{exc.reason}"
+                        counts[name] = counts.get(name, 0) + 1
+                        log.warning(
+                            "report.refused reason=%s member=%r", exc.reason, report.member[:64]
+                        )
+                        results.append(exc)
+                        continue
+                    effects, item_stats = self._report_effects(member, report, now)
+                    groups.append(effects)
+                    stats.append(item_stats)
+                    results.append(ReportOutcome())  # filled in below
+                    counts["reports.accepted"] = counts.get("reports.accepted", 0) + 1
+                    for name, n in zip(
+                        ("report.items.malformed", "alerts.duplicate", "sightings.received",
+                         "answers.received"),
+                        item_stats,
+                        strict=True,
+                    ):  # fmt: skip
+                        counts[name] = counts.get(name, 0) + n
+                done = await self._write(groups, now, counts)
+            await self._announce(done, now)
+        outcomes = iter(zip(done.outcomes, stats, strict=True))
+        for i, result in enumerate(results):
+            if isinstance(result, ReportOutcome):
+                out, (malformed, duplicates, sightings, answers) = next(outcomes)
+                out.malformed, out.duplicates = malformed, duplicates
+                out.sightings, out.answers = sightings, answers
+                results[i] = out
+        return results
+
+    def _report_effects(
+        self, member: MemberRecord, report: Report, now: datetime
+    ) -> tuple[list[Effect], tuple[int, int, int, int]]:
+        """The treaty's effects of one verified report, and its (malformed, duplicate
+        alerts, sightings, answers) counts."""
+        malformed = duplicates = answers = 0
         sightings: list[Sighting] = []
         for raw in report.sightings:
             try:
                 sightings.append(sighting_from_wire(raw))
             except WireError:
                 malformed += 1
-        async with self._lock:
-            now = self.clock.now()
-            effects: list[Effect] = []
-            for raw_alert in report.alerts:
-                try:
-                    alert = alert_from_wire(raw_alert)
-                except WireError:
-                    malformed += 1
-                    continue
-                found = self.treaty.handle(Alerted(member.name, alert, report.id), now)
-                if not any(isinstance(e, Decide | Refuse | Hold) for e in found):
-                    duplicates += 1  # an active decision covers it already
-                effects += found
-            if sightings:
-                effects += self.treaty.handle(
-                    Sighted(member.name, tuple(sightings), report.id), now
-                )
-            answers = 0
-            for raw_answer in report.answers:
-                try:
-                    a = check_answer(raw_answer)
-                except WireError:
-                    malformed += 1
-                    continue
-                answers += 1
-                event = Answered(a.concern, member.name, a.failures, a.successes, report=report.id)
-                effects += self.treaty.handle(event, now)
-            out = await self._carry_out(effects, now)
-        out.malformed, out.duplicates = malformed, duplicates
-        out.sightings, out.answers = len(sightings), answers
-        if malformed:
-            await self.store.bump("report.items.malformed", malformed)
-        if duplicates:
-            await self.store.bump("alerts.duplicate", duplicates)
+        effects: list[Effect] = []
+        for raw_alert in report.alerts:
+            try:
+                alert = alert_from_wire(raw_alert)
+            except WireError:
+                malformed += 1
+                continue
+            found = self.treaty.handle(Alerted(member.name, alert, report.id), now)
+            if not any(isinstance(e, Decide | Refuse | Hold) for e in found):
+                duplicates += 1  # an active decision covers it already
+            effects += found
         if sightings:
-            await self.store.bump("sightings.received", len(sightings))
-        if answers:
-            await self.store.bump("answers.received", answers)
-        return out
+            effects += self.treaty.handle(Sighted(member.name, tuple(sightings), report.id), now)
+        for raw_answer in report.answers:
+            try:
+                a = check_answer(raw_answer)
+            except WireError:
+                malformed += 1
+                continue
+            answers += 1
+            event = Answered(a.concern, member.name, a.failures, a.successes, report=report.id)
+            effects += self.treaty.handle(event, now)
+        return effects, (malformed, duplicates, len(sightings), answers)
 
     # -- Article 4 -----------------------------------------------------------------
 
@@ -507,9 +688,8 @@ class CouncilService:
             event = RaiseConcern(
                 source, member, reason, rule, OPERATOR if member is None else member
             )
-            out = await self._handle([event], now)
-        await self.store.bump("concerns.raised")
-        return out
+            effects = self.treaty.handle(event, now)
+            return await self._carry_out(effects, now, {"concerns.raised": 1})
 
     async def receive_concern(self, body: bytes, signature: str | None) -> ReportOutcome:
         """A member's signed concern. Raises SignatureError (refused) or WireError."""
@@ -517,12 +697,13 @@ class CouncilService:
             req = decode_concern(body)
             source = concern_source(req)
         except WireError:
-            await self.store.bump("concerns.refused.malformed")
+            await self.store.counters.bump({"concerns.refused.malformed": 1})
             raise
         try:
-            member = await self._verify(req.member, body, signature, req.sent_at, req.id)
+            async with self.store.transaction():
+                member = await self._verify(req.member, body, signature, req.sent_at, req.id)
         except SignatureError as exc:
-            await self.store.bump(f"concerns.refused.{exc.reason}")
+            await self.store.counters.bump({f"concerns.refused.{exc.reason}": 1})
             raise
         return await self.raise_concern(
             source, member.name, req.reason[:500], None if req.rule is None else req.rule[:100]
@@ -532,23 +713,81 @@ class CouncilService:
 
     async def ban(
         self, scope: Scope, duration: float | None, reason: str, *, force: bool = False
-    ) -> Decision | Refusal:
+    ) -> BanOutcome:
+        """One operator ban: a new decision, the operator decision already on the scope
+        extended, that decision unchanged (it lasts as long), or a refusal."""
         async with self._lock:
             now = self.clock.now()
-            out = await self._handle([ManualBan(scope, duration, reason, OPERATOR, force)], now)
+            effects = self.treaty.handle(ManualBan(scope, duration, reason, OPERATOR, force), now)
+            decided = next((e for e in effects if isinstance(e, Decide)), None)
+            counts = (
+                {"decisions.operator": 1} if decided is not None and not decided.extends else {}
+            )
+            out = await self._carry_out(effects, now, counts)
+        if out.refused:
+            return BanOutcome("refused", refusal=out.refused[0])
         if out.decided:
-            await self.store.bump("decisions.operator")
-            return out.decided[0]
-        return out.refused[0]
+            return BanOutcome("extended" if out.extended else "added", out.decided[0])
+        held = next(
+            e.decision
+            for e in self.treaty.state.ledger.on_scope(scope, now)
+            if e.decision.origin.value == OPERATOR
+        )
+        return BanOutcome("unchanged", held)
+
+    async def ban_many(
+        self,
+        items: Sequence[BanItem],
+        *,
+        duration: float | None = None,
+        reason: str = "",
+        source: str = "",
+    ) -> BulkOutcome:
+        """A chunk of an import: one treaty pass, one transaction, one stream message."""
+        async with self._lock:
+            now = self.clock.now()
+            event = ManualBans(tuple(items), duration, reason, OPERATOR, source)
+            effects = self.treaty.handle(event, now)
+            added = sum(1 for e in effects if isinstance(e, Decide) and not e.extends)
+            extended = sum(1 for e in effects if isinstance(e, Decide) and e.extends)
+            counts = {"decisions.operator": added, "decisions.extended": extended}
+            out = await self._carry_out(effects, now, counts)
+            seq = await self.store.log.last_seq()
+        where: dict[Scope, list[int]] = {}
+        for i, item in enumerate(items):
+            where.setdefault(item.scope, []).append(i)
+        refused = [(where[r.scope].pop(0), r) for r in out.refused]
+        unchanged = len(items) - added - extended - len(refused)
+        log.info(
+            "decisions.imported added=%d extended=%d unchanged=%d refused=%d source=%r",
+            added,
+            extended,
+            unchanged,
+            len(refused),
+            source[:200],
+        )
+        return BulkOutcome(added, extended, unchanged, refused=refused, seq=seq)
 
     async def unban(self, target: Scope | str) -> list[Decision]:
         """Revoke every active decision on ``target`` (a scope) or with that id."""
         async with self._lock:
             now = self.clock.now()
-            out = await self._handle([ManualUnban(target, OPERATOR)], now)
-        if out.revoked:
-            await self.store.bump("decisions.revoked", len(out.revoked))
+            effects = self.treaty.handle(ManualUnban(target, OPERATOR), now)
+            n = sum(1 for e in effects if isinstance(e, Revoke))
+            out = await self._carry_out(effects, now, {"decisions.revoked": n})
         return out.revoked
+
+    async def unban_many(self, targets: Sequence[Scope], source: str = "") -> BulkOutcome:
+        """Revoke every active decision on each scope: one transaction, one message."""
+        async with self._lock:
+            now = self.clock.now()
+            effects = self.treaty.handle(ManualUnbans(tuple(targets), OPERATOR, "", source), now)
+            revoked = [e for e in effects if isinstance(e, Revoke)]
+            out = await self._carry_out(effects, now, {"decisions.revoked": len(revoked)})
+            seq = await self.store.log.last_seq()
+        hit = {d.scope for d in out.revoked}
+        missing = sum(1 for t in targets if t not in hit)
+        return BulkOutcome(revoked=len(out.revoked), missing=missing, seq=seq)
 
     async def allowlist_add(self, scope: Scope, reason: str) -> list[Decision]:
         """Protect ``scope`` from now on (audited); active decisions overlapping it are
@@ -575,45 +814,86 @@ class CouncilService:
         return list(self.treaty.terms.allowlist), list(self.treaty.state.allowlist)
 
     async def expire_due(self) -> int:
-        """Append ``expire`` events for decisions past their expiry. Returns how many."""
-        async with self._lock:
-            now = self.clock.now()
-            due = await self.store.due_for_expiry(now)
-            if due:
-                events = await self.store.append([(EventKind.EXPIRE, d) for d in due], now)
-                self._publish(events, now, {})
+        """Append ``expire`` events for decisions past their expiry, a chunk per transaction
+        and stream message. Returns how many."""
+        expired = 0
+        while True:
+            async with self._lock:
+                now = self.clock.now()
+                due = await self.store.log.due_for_expiry(now, EXPIRE_CHUNK)
+                if due:
+                    async with self.store.transaction():
+                        events = await self.store.log.append(
+                            [(EventKind.EXPIRE, d) for d in due], now
+                        )
+                    await self._announce(_Commit(events=events), now)
+            expired += len(due)
+            if len(due) < EXPIRE_CHUNK:
+                break
         cutoff = self.clock.now() - timedelta(seconds=2 * self.replay_window)
-        await self.store.forget_nonces(cutoff)
-        return len(due)
+        await self.store.nonces.forget(cutoff)
+        return expired
 
     # -- reading -------------------------------------------------------------------
 
     async def snapshot(self) -> tuple[int, list[Decision]]:
-        return await self.store.active(self.clock.now())
+        return await self.store.log.active(self.clock.now())
+
+    async def active_pages(self, page: int = stream.PAGE) -> AsyncIterator[list[Decision]]:
+        """The active set a page at a time (never whole in memory)."""
+        after = ""
+        while True:
+            decisions = await self.store.log.active_page(self.clock.now(), after, page)
+            if decisions:
+                yield decisions
+            if len(decisions) < page:
+                return
+            after = decisions[-1].id
+
+    async def active_page(self, after: str, limit: int) -> list[Decision]:
+        return await self.store.log.active_page(self.clock.now(), after, limit)
+
+    async def last_seq(self) -> int:
+        return await self.store.log.last_seq()
 
     async def events_since(self, seq: int, limit: int = 10_000) -> list[DecisionEvent]:
-        return await self.store.since(seq, limit)
+        return await self.store.log.since(seq, limit)
+
+    def follow(self, member: str | None, since: int | None) -> AsyncIterator[bytes]:
+        """A member's decision stream as SSE bytes (:func:`shieldwall.council.stream.follow`)."""
+        return stream.follow(self.store.log, self.fanout, self.clock.now, member, since)
 
     async def explain(self, decision_id: str) -> Explanation | None:
         """A decision with its evidence chain (and why it was revoked, if it was)."""
-        decision = await self.store.get_decision(decision_id)
+        decision = await self.store.log.get(decision_id)
         if decision is None:
             return None
-        state = await self.store.decision_state(decision_id) or "active"
+        state = await self.store.log.state(decision_id) or "active"
         if state == "active" and not decision.active_at(self.clock.now()):
             state = "expired"
-        record = await self.store.get_evidence(decision_id) or EvidenceRecord(decision_id, None)
+        record = await self.store.log.get_evidence(decision_id) or EvidenceRecord(decision_id, None)
         chain = record.evidence
         if chain is None and (known := self.treaty.explain(decision_id)) is not None:
             chain = known.to_plain()
         return Explanation(decision, state, chain, record.revoked)
 
+    async def refusals(self, limit: int = 500) -> list[Refusal]:
+        return await self.store.records.refusals(limit)
+
+    async def flags(self, limit: int = 500) -> list[FlagRecord]:
+        return await self.store.records.flags(limit)
+
+    async def audit(self, limit: int = 500) -> list[dict[str, Any]]:
+        return await self.store.records.audit(limit)
+
+    async def bump(self, counters: Mapping[str, int]) -> None:
+        await self.store.counters.bump(counters)
+
     async def stats(self) -> dict[str, int]:
-        counters = await self.store.counters()
-        seq, active = await self.snapshot()
-        counters["decisions.active"] = len(active)
-        counters["log.seq"] = seq
-        counters["streams.live"] = self.broadcaster.subscribers
+        counters = await self.store.counters.all()
+        counters["decisions.active"] = len(self.treaty.active(self.clock.now()))
+        counters["log.seq"] = await self.store.log.last_seq()
+        counters["streams.live"] = self.fanout.subscribers
         for name, value in self.treaty.state.counters.items():
             counters[f"treaty.{name}"] = value
         counters.update(self.treaty.state.sizes())
@@ -631,4 +911,11 @@ def consult_to_wire(c: Concern) -> WireConsult:
     )
 
 
-__all__ = ["CouncilService", "Explanation", "ReportOutcome", "StoreError"]
+__all__ = [
+    "BanOutcome",
+    "BulkOutcome",
+    "CouncilService",
+    "Explanation",
+    "ReportOutcome",
+    "StoreError",
+]

@@ -48,7 +48,9 @@ from shieldwall.treaty.events import (
     Enroll,
     Event,
     ManualBan,
+    ManualBans,
     ManualUnban,
+    ManualUnbans,
     RaiseConcern,
     RevokeMember,
     Sighted,
@@ -63,10 +65,12 @@ from shieldwall.treaty.evidence import (
     ARTICLE5,
     BLAST_RADIUS,
     FRIENDLY_FIRE,
+    INVALID_DURATION,
     MAX_EXHIBITS,
     MEMBER_REVOKED,
     MEMBER_UNKNOWN,
     OPERATOR,
+    OPERATOR_FORCE,
     QUORUM,
     REVOCATION,
     SANCTION_RANGE,
@@ -74,7 +78,7 @@ from shieldwall.treaty.evidence import (
     Evidence,
     Exhibit,
 )
-from shieldwall.treaty.policy import MAX_DURATION, Decide, MemberInfo, Refuse, judge_manual
+from shieldwall.treaty.policy import MAX_DURATION, Decide, MemberInfo, Refuse
 from shieldwall.treaty.protect import Protected
 from shieldwall.treaty.state import (
     MAX_COUNT,
@@ -150,8 +154,12 @@ class Treaty:
                 return self._answered(event, now)
             case ManualBan():
                 return self._manual_ban(event, now)
+            case ManualBans():
+                return self._manual_bans(event, now)
             case ManualUnban():
                 return self._manual_unban(event, now)
+            case ManualUnbans():
+                return self._manual_unbans(event, now)
             case AllowlistAdd():
                 return self._allowlist_add(event, now)
             case AllowlistRemove():
@@ -862,17 +870,63 @@ class Treaty:
         self.state.inc(f"audit.{record.action}")
         return Audit(record)
 
+    def _operator_ban(
+        self,
+        scope: Scope,
+        seconds: float,
+        reason: str,
+        now: datetime,
+        *,
+        force: bool = False,
+        evidence: Evidence | None = None,
+    ) -> Decide | Refuse | Entry:
+        """One operator ban: refused (a protected target unless forced, a duration out of
+        range), or decided — extending the operator decision already on ``scope`` if there
+        is one — or that decision itself (an :class:`Entry`) when it already lasts as long.
+        ``evidence``: the chain to give a new decision (a bulk shares one)."""
+        why = self._protected.reason_for(scope)
+        if why is not None and not force:
+            return Refuse(Refusal(scope, why, None, now), Evidence.of((why, OPERATOR)))
+        if not (0 < seconds <= MAX_DURATION):
+            return Refuse(
+                Refusal(scope, INVALID_DURATION, None, now),
+                Evidence.of((INVALID_DURATION, OPERATOR)),
+            )
+        expires = now + timedelta(seconds=seconds)
+        held = next(
+            (
+                e
+                for e in self.state.ledger.on_scope(scope, now)
+                if e.decision.origin is Origin.OPERATOR
+            ),
+            None,
+        )
+        if held is not None:
+            if held.decision.expires >= expires:
+                return held
+            longer = replace(held.decision, expires=expires, reason=reason or held.decision.reason)
+            self.state.ledger.add(Entry(longer, held.evidence, None, held.forced or force))
+            return Decide(longer, held.evidence, extends=True, keep=False)
+        if evidence is None:
+            clauses = (OPERATOR,) if why is None else (OPERATOR, OPERATOR_FORCE, why)
+            evidence = Evidence.of(clauses, (), (Exhibit(None, "operator", now),), reason)
+        decision = Decision(
+            id=self._new_id(),
+            scope=scope,
+            action=Action.BAN,
+            origin=Origin.OPERATOR,
+            reason=reason,
+            created=now,
+            expires=expires,
+        )
+        # an explicit ``force`` also keeps the decision when its target becomes protected later
+        self.state.ledger.add(Entry(decision, evidence, None, force))
+        return Decide(decision, evidence)
+
     def _manual_ban(self, ev: ManualBan, now: datetime) -> list[Effect]:
         seconds = self.terms.ban_duration if ev.duration is None else ev.duration
-        verdict = judge_manual(
-            ev.scope,
-            seconds,
-            ev.reason,
-            self._protected,
-            now,
-            self._new_id(),
-            force=ev.force,
-        )
+        reason = ev.reason or "operator ban"
+        verdict = self._operator_ban(ev.scope, seconds, reason, now, force=ev.force)
         if isinstance(verdict, Refuse):
             clause = verdict.refusal.reason
             self.state.inc(f"refused.{clause.split(':')[0]}")
@@ -882,10 +936,12 @@ class Treaty:
                 )
             )
             return [verdict, audit]
-        assert isinstance(verdict, Decide)  # noqa: S101 - judge_manual never returns Duplicate
-        # an explicit ``force`` also keeps the decision when its target becomes protected later
-        forced = self._protected.reason_for(ev.scope) is not None
-        self.state.ledger.add(Entry(verdict.decision, verdict.evidence, None, ev.force))
+        decision = verdict.decision
+        detail = ", ".join(c for c in verdict.evidence.clauses if c != OPERATOR)
+        if isinstance(verdict, Entry):
+            detail = "unchanged: it already lasts as long"
+        elif verdict.extends:
+            detail = "extended"
         audit = self._audit(
             AuditRecord(
                 now,
@@ -894,12 +950,66 @@ class Treaty:
                 "done",
                 scope=ev.scope,
                 reason=ev.reason,
-                decisions=(verdict.decision.id,),
-                forced=forced,
-                detail=", ".join(c for c in verdict.evidence.clauses if c != OPERATOR),
+                decisions=(decision.id,),
+                forced=self._protected.reason_for(ev.scope) is not None,
+                detail=detail,
             )
         )
-        return [verdict, audit]
+        return [audit] if isinstance(verdict, Entry) else [verdict, audit]
+
+    def _manual_bans(self, ev: ManualBans, now: datetime) -> list[Effect]:
+        """A bulk ban: :meth:`_operator_ban` per item, the new decisions sharing one chain
+        per reason; one audit record."""
+        default = self.terms.ban_duration if ev.duration is None else ev.duration
+        chains: dict[str, Evidence] = {}
+        out: list[Effect] = []
+        added = extended = unchanged = refused = 0
+        exhibit = (Exhibit(None, "import", now, ref=ev.source or None),)
+        for item in ev.items:
+            reason = item.reason or ev.reason or "operator ban"
+            chain = chains.get(reason)
+            if chain is None:
+                chain = chains[reason] = Evidence.of((OPERATOR,), (), exhibit, reason)
+            seconds = default if item.duration is None else item.duration
+            verdict = self._operator_ban(item.scope, seconds, reason, now, evidence=chain)
+            if isinstance(verdict, Entry):
+                unchanged += 1
+                continue
+            if isinstance(verdict, Refuse):
+                refused += 1
+                self.state.inc(f"refused.{verdict.refusal.reason.split(':')[0]}")
+                out.append(verdict)
+                continue
+            if verdict.extends:
+                extended += 1
+            else:
+                added += 1
+                verdict = Decide(verdict.decision, verdict.evidence, keep=False)
+            out.append(verdict)
+        detail = f"{added} added, {extended} extended, {unchanged} unchanged, {refused} refused" + (
+            f" ({ev.source})" if ev.source else ""
+        )
+        out.append(
+            self._audit(
+                AuditRecord(now, ev.actor, "import", "done", reason=ev.reason, detail=detail)
+            )
+        )
+        return out
+
+    def _unban_entries(self, entries: Iterable[Entry], actor: str, reason: str) -> list[Effect]:
+        out: list[Effect] = []
+        ledger = self.state.ledger
+        for e in entries:
+            ledger.remove(e.decision.id)
+            self._pardon(e.decision.scope)
+            why = reason or f"revoked by {actor}"
+            out.append(
+                Revoke(
+                    e.decision,
+                    Evidence.of((OPERATOR,), e.evidence.members, e.evidence.exhibits, why),
+                )
+            )
+        return out
 
     def _manual_unban(self, ev: ManualUnban, now: datetime) -> list[Effect]:
         ledger = self.state.ledger
@@ -910,17 +1020,7 @@ class Treaty:
         else:
             entries = ledger.on_scope(ev.target, now)
             scope = ev.target
-        out: list[Effect] = []
-        for e in entries:
-            ledger.remove(e.decision.id)
-            self._pardon(e.decision.scope)
-            why = ev.reason or f"revoked by {ev.actor}"
-            out.append(
-                Revoke(
-                    e.decision,
-                    Evidence.of((OPERATOR,), e.evidence.members, e.evidence.exhibits, why),
-                )
-            )
+        out = self._unban_entries(entries, ev.actor, ev.reason)
         ids = tuple(e.decision.id for e in entries)
         outcome = "done" if entries else "refused:no-such-decision"
         out.append(
@@ -928,6 +1028,26 @@ class Treaty:
                 AuditRecord(
                     now, ev.actor, "unban", outcome, scope=scope, reason=ev.reason, decisions=ids
                 )
+            )
+        )
+        return out
+
+    def _manual_unbans(self, ev: ManualUnbans, now: datetime) -> list[Effect]:
+        ledger = self.state.ledger
+        out: list[Effect] = []
+        missing = 0
+        for target in ev.targets:
+            entries = ledger.on_scope(target, now)
+            if not entries:
+                missing += 1
+            out += self._unban_entries(entries, ev.actor, ev.reason)
+        detail = (
+            f"{len(out)} decision(s) revoked on {len(ev.targets) - missing} scope(s), "
+            f"{missing} without a decision" + (f" ({ev.source})" if ev.source else "")
+        )
+        out.append(
+            self._audit(
+                AuditRecord(now, ev.actor, "unban", "done", reason=ev.reason, detail=detail)
             )
         )
         return out

@@ -89,12 +89,46 @@ class ManualBan:
 
 
 @dataclass(frozen=True, slots=True)
+class BanItem:
+    """One decision of a bulk ban: ``duration=None`` is the bulk's (or the treaty's)."""
+
+    scope: Scope
+    duration: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManualBans:
+    """A bulk ban (a chunk of ``shieldwall decisions import``): every item is judged as a
+    :class:`ManualBan` would be — protected targets refused (never forced), an operator
+    decision already on the scope extended rather than duplicated — in one pass, with one
+    audit record for the lot."""
+
+    items: tuple[BanItem, ...]
+    duration: float | None = None
+    reason: str = ""
+    actor: str = "operator"
+    source: str = ""
+    """What was imported (a file name), for the audit."""
+
+
+@dataclass(frozen=True, slots=True)
 class ManualUnban:
     """``shieldwall unban``: a scope (every decision on it) or a decision id."""
 
     target: Scope | str
     actor: str = "operator"
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ManualUnbans:
+    """A bulk unban (``shieldwall unban --file``): every decision on each scope, one audit."""
+
+    targets: tuple[Scope, ...]
+    actor: str = "operator"
+    reason: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +177,9 @@ Event: TypeAlias = (
     | RaiseConcern
     | Answered
     | ManualBan
+    | ManualBans
     | ManualUnban
+    | ManualUnbans
     | AllowlistAdd
     | AllowlistRemove
     | Enroll

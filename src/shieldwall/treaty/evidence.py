@@ -114,7 +114,8 @@ class Exhibit:
 
     ``kind`` is ``alert`` (a local bucket overflow), ``sightings`` (alliance-wide counts),
     ``testimony`` (an answer to a consultation), ``concern`` (a suspicion raised),
-    ``decision`` (a decision superseded or extended) or ``operator``.
+    ``decision`` (a decision superseded or extended), ``operator`` or ``import`` (a bulk ban;
+    ``ref`` is what was imported).
     """
 
     member: str | None

@@ -60,10 +60,14 @@ class MemberInfo:
 
 @dataclass(frozen=True, slots=True)
 class Decide:
-    """Append ``decision`` to the decision log."""
+    """Append ``decision`` to the decision log. ``extends``: it replaces the active decision
+    of the same id (a later expiry). ``keep``: store ``evidence`` with it (a bulk import's
+    decisions share one chain, and only the ledger holds it)."""
 
     decision: Decision
     evidence: Evidence = NO_EVIDENCE
+    extends: bool = False
+    keep: bool = True
 
 
 @dataclass(frozen=True, slots=True)

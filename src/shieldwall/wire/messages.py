@@ -149,7 +149,37 @@ class WireSnapshotPage(msgspec.Struct, forbid_unknown_fields=True):
     last: bool = True
 
 
+MAX_BULK = 20_000
+"""Decisions (or scopes) in one bulk request: an import sends chunks of at most this many."""
+
+
+class ImportItem(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One decision of ``POST /v1/decisions/import``: ``duration`` in seconds."""
+
+    scope: str
+    duration: float | None = None
+    reason: str | None = None
+
+
+class ImportRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A chunk of an import: one transaction, one treaty pass, one stream message."""
+
+    decisions: list[ImportItem]
+    duration: float | None = None
+    reason: str = ""
+    source: str = ""
+
+
+class BulkRevokeRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/decisions/revoke/bulk``: every decision on each scope is revoked."""
+
+    scopes: list[str]
+    source: str = ""
+
+
 _report_decoder = msgspec.json.Decoder(Report)
+_import_decoder = msgspec.json.Decoder(ImportRequest)
+_bulk_revoke_decoder = msgspec.json.Decoder(BulkRevokeRequest)
 _concern_decoder = msgspec.json.Decoder(ConcernRequest)
 _consult_decoder = msgspec.json.Decoder(WireConsult)
 _snapshot_decoder = msgspec.json.Decoder(Snapshot)
@@ -178,6 +208,20 @@ def decode_report(body: bytes) -> Report:
     if len(report.answers) > MAX_ANSWERS:
         raise WireError(f"too many answers in one report (max {MAX_ANSWERS})")
     return report
+
+
+def decode_import(body: bytes) -> ImportRequest:
+    req = _decode(_import_decoder, body, "import request")
+    if len(req.decisions) > MAX_BULK:
+        raise WireError(f"too many decisions in one request (max {MAX_BULK})")
+    return req
+
+
+def decode_bulk_revoke(body: bytes) -> BulkRevokeRequest:
+    req = _decode(_bulk_revoke_decoder, body, "revoke request")
+    if len(req.scopes) > MAX_BULK:
+        raise WireError(f"too many scopes in one request (max {MAX_BULK})")
+    return req
 
 
 def decode_concern(body: bytes) -> ConcernRequest:

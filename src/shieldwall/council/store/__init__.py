@@ -1,17 +1,40 @@
-"""Council stores. ``open_store(url)`` picks the implementation by URL scheme."""
+"""Council stores, chosen by URL: ``open_store("sqlite:///var/lib/shieldwall/council.db")``.
+
+=========== ============================================ ====================================
+scheme      implementation                                for
+=========== ============================================ ====================================
+``sqlite``  :class:`~.sqlite.SqliteStore` (one file, WAL) the embedded default
+``memory``  :class:`~.memory.MemoryStore`                 unit tests, trying things out
+=========== ============================================ ====================================
+
+A new backend is a module with a ``from_url`` constructor registered in :data:`SCHEMES`; it
+is done when ``tests/contract/test_store.py`` passes for it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shieldwall.council.store.base import MemberRecord, Store
+from shieldwall.council.store.memory import MemoryStore
 from shieldwall.council.store.sqlite import SqliteStore
-from shieldwall.errors import StoreError
+from shieldwall.errors import ConfigError
+
+SCHEMES: dict[str, Callable[[str], Store]] = {
+    "sqlite": SqliteStore.from_url,
+    "memory": MemoryStore.from_url,
+}
 
 
-def open_store(url: str) -> Store:
-    """``sqlite:///path/to/council.db`` or ``sqlite://:memory:``."""
-    if url.startswith("sqlite://"):
-        return SqliteStore(url.removeprefix("sqlite://"))
-    raise StoreError(f"unsupported store URL {url!r} (supported: sqlite://)")
+def open_store(url: str, origin: str = "") -> Store:
+    """The store for ``url`` (``scheme://…``): ConfigError (``origin``'s key ``store``) for
+    an unknown scheme, StoreError when the backend cannot be opened."""
+    scheme, sep, _ = url.partition("://")
+    factory = SCHEMES.get(scheme) if sep else None
+    if factory is None:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
+        raise ConfigError(origin, "store", f"unsupported store URL {url!r} (supported: {known})")
+    return factory(url)
 
 
-__all__ = ["MemberRecord", "SqliteStore", "Store", "open_store"]
+__all__ = ["SCHEMES", "MemberRecord", "MemoryStore", "SqliteStore", "Store", "open_store"]

@@ -1,30 +1,36 @@
-"""The Store port: the council's durable state.
+"""The council's durable state, behind small ports by aggregate.
+
+A :class:`Store` is composed of six ports — the decision log (with each decision's evidence),
+members, nonces, records (refusals, flags, audit), the treaty's state, counters — so that one
+:meth:`Store.transaction` can span them: a batch of reports (group commit) or a chunk of an
+import is one transaction, whatever it touches. Every implementation passes one contract
+suite (``tests/contract/test_store.py``): ``memory://`` (the fake for unit tests) and
+``sqlite://`` (the embedded default).
 
 Contract:
 
-* ``append`` assigns strictly increasing sequence numbers, writes the events and the current
-  state of their decisions in one transaction, and returns the stored events. Sequence numbers
-  are never reused, even after a crash.
-* ``since(seq)`` returns the events with a larger sequence number, in order — the exact
-  resume point of a member's stream.
-* ``active(now)`` returns the current sequence number and every decision that is neither
-  revoked, expired by an event, nor past its expiry — always equal to replaying the log.
-* ``remember_nonce`` is atomic: of two concurrent calls with one nonce, exactly one wins.
-* ``append`` also stores the treaty's evidence chains given for its changes (``evidence[i]``
-  for ``changes[i]``, or None), in the same transaction: for an ``add`` the chain the
-  decision rests on, for a ``revoke`` why it was revoked. ``set_evidence`` replaces a
-  decision's chain (a member joined or left it).
-  Evidence, audit records and flags are JSON-ready plain values (``to_plain()``); the store
-  never interprets them.
-* ``save_treaty_state`` keeps one blob, the treaty's state (``TreatyState.to_plain()``); it
-  is written periodically, not per report, so a crash loses what changed since the last
-  save (see ``docs/treaty.md``).
+* ``log.append`` assigns strictly increasing, gap-free sequence numbers, writes the events and
+  the current state of their decisions atomically, and returns the stored events; sequence
+  numbers are never reused, even after a crash. An ``add`` for a decision id that is active
+  *replaces* it (an extension: new expiry and reason); ``revoke``/``expire`` end it.
+  ``evidence[i]`` goes with ``changes[i]`` (for an ``add`` the chain the decision rests on,
+  for a ``revoke`` why it was revoked; None: nothing to keep). A batch costs one round trip.
+* ``log.since(seq)`` returns the events with a larger sequence number, in order — the exact
+  resume point of a member's stream. ``log.active(now)`` returns the sequence number and every
+  decision neither ended by an event nor past its expiry — always what replaying the log
+  gives. ``log.active_page`` pages the same set by decision id.
+* ``nonces.remember`` is atomic: of two calls with one (member, nonce), exactly one wins.
+* Evidence, audit records and flags are JSON-ready plain values (``to_plain()``); the store
+  never interprets them. ``treaty.save`` keeps one blob (``TreatyState.to_plain()``).
+* ``transaction()``: every write inside commits together or not at all. Nested uses join the
+  outer one. Writes outside a transaction commit one call at a time.
 * Implementations wrap backend failures in :class:`~shieldwall.errors.StoreError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -68,23 +74,15 @@ class EvidenceRecord:
 Plain = Mapping[str, Any]
 """A JSON-ready value (``Evidence.to_plain()``, ``AuditRecord.to_plain()``…)."""
 
+Change = tuple[EventKind, Decision]
 
-class Store(Protocol):
-    async def add_member(self, member: MemberRecord) -> None: ...
 
-    async def get_member(self, name: str) -> MemberRecord | None: ...
-
-    async def list_members(self) -> list[MemberRecord]: ...
-
-    async def revoke_member(self, name: str, at: datetime) -> bool: ...
-
-    async def remember_nonce(self, member: str, nonce: str, at: datetime) -> bool: ...
-
-    async def forget_nonces(self, before: datetime) -> None: ...
+class DecisionLog(Protocol):
+    """The append-only decision log, the decisions' current state and their evidence."""
 
     async def append(
         self,
-        changes: Sequence[tuple[EventKind, Decision]],
+        changes: Sequence[Change],
         at: datetime,
         evidence: Sequence[Plain | None] = (),
     ) -> list[DecisionEvent]: ...
@@ -100,38 +98,94 @@ class Store(Protocol):
         a page costs what it holds)."""
         ...
 
-    async def get_decision(self, decision_id: str) -> Decision | None: ...
+    async def get(self, decision_id: str) -> Decision | None: ...
 
-    async def decision_state(self, decision_id: str) -> str | None:
+    async def state(self, decision_id: str) -> str | None:
         """``active``, ``revoked`` or ``expired`` (by an event), or None if unknown."""
         ...
 
     async def due_for_expiry(self, now: datetime, limit: int = 1000) -> list[Decision]: ...
 
-    async def record_refusals(self, refusals: Sequence[Refusal]) -> None: ...
-
-    async def refusals(self, limit: int = 100) -> list[Refusal]: ...
-
-    async def set_evidence(self, items: Sequence[tuple[str, Plain]]) -> None: ...
+    async def set_evidence(self, items: Sequence[tuple[str, Plain]]) -> None:
+        """Replace decisions' chains (a member joined or left one)."""
+        ...
 
     async def evidence(self, decision_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
     async def get_evidence(self, decision_id: str) -> EvidenceRecord | None: ...
 
-    async def record_flags(self, flags: Sequence[FlagRecord]) -> None: ...
+
+class Members(Protocol):
+    async def add(self, member: MemberRecord) -> None:
+        """Enroll; StoreError if the name or the key is taken."""
+        ...
+
+    async def get(self, name: str) -> MemberRecord | None: ...
+
+    async def list(self) -> list[MemberRecord]: ...
+
+    async def revoke(self, name: str, at: datetime) -> bool:
+        """True if an unrevoked member of that name was revoked."""
+        ...
+
+
+class Nonces(Protocol):
+    async def remember(self, member: str, nonce: str, at: datetime) -> bool:
+        """True the first time (member, nonce) is seen, False for a replay."""
+        ...
+
+    async def forget(self, before: datetime) -> None: ...
+
+
+class Records(Protocol):
+    """What the treaty refused and flagged, and the audit trail (newest first when read)."""
+
+    async def add_refusals(self, refusals: Sequence[Refusal]) -> None: ...
+
+    async def refusals(self, limit: int = 100) -> list[Refusal]: ...
+
+    async def add_flags(self, flags: Sequence[FlagRecord]) -> None: ...
 
     async def flags(self, limit: int = 100) -> list[FlagRecord]: ...
 
-    async def record_audit(self, records: Sequence[Plain]) -> None: ...
+    async def add_audit(self, records: Sequence[Plain]) -> None: ...
 
     async def audit(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
-    async def save_treaty_state(self, state: Plain, at: datetime) -> None: ...
 
-    async def load_treaty_state(self) -> dict[str, Any] | None: ...
+class TreatyStates(Protocol):
+    async def save(self, state: Plain, at: datetime) -> None: ...
 
-    async def bump(self, counter: str, n: int = 1) -> None: ...
+    async def load(self) -> dict[str, Any] | None: ...
 
-    async def counters(self) -> dict[str, int]: ...
+
+class Counters(Protocol):
+    async def bump(self, counters: Mapping[str, int]) -> None:
+        """Add to named counters (one round trip for the whole mapping)."""
+        ...
+
+    async def all(self) -> dict[str, int]: ...
+
+
+class Store(Protocol):
+    @property
+    def log(self) -> DecisionLog: ...
+
+    @property
+    def members(self) -> Members: ...
+
+    @property
+    def nonces(self) -> Nonces: ...
+
+    @property
+    def records(self) -> Records: ...
+
+    @property
+    def treaty(self) -> TreatyStates: ...
+
+    @property
+    def counters(self) -> Counters: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
 
     async def close(self) -> None: ...

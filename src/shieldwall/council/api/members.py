@@ -1,0 +1,103 @@
+"""Members: enroll, list, revoke; the flags the treaty raised about them."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shieldwall.council.api.common import (
+    TooLarge,
+    api_of,
+    error,
+    member_json,
+    operator,
+    read_json,
+)
+from shieldwall.errors import InvalidScope, SignatureError, StoreError, WireError
+from shieldwall.model import parse_scope
+
+
+@operator
+async def members(request: Request) -> Response:
+    """
+    summary: List members (GET) or enroll one (POST).
+    description: 'POST body {"name", "public_key", "addresses"?, "trust"?}'
+    responses:
+      200: {description: member list}
+      201: {description: enrolled}
+      409: {description: name or key already enrolled}
+    """
+    service = api_of(request).service
+    if request.method == "GET":
+        return JSONResponse([member_json(m) for m in await service.members()])
+    try:
+        data = await read_json(request)
+        if not isinstance(data, dict):
+            raise WireError("body must be an object")
+        addresses = data.get("addresses", [])
+        if not isinstance(addresses, list):
+            raise WireError("addresses is a list")
+        record = await service.enroll(
+            str(data["name"]),
+            str(data["public_key"]),
+            tuple(parse_scope(str(a)) for a in addresses),
+            str(data.get("trust", "member")),
+        )
+    except TooLarge as exc:
+        return error(413, "too-large", str(exc))
+    except (KeyError, InvalidScope, WireError, SignatureError) as exc:
+        return error(400, "malformed", str(exc))
+    except StoreError as exc:
+        return error(409, "conflict", str(exc))
+    return JSONResponse(member_json(record), status_code=201)
+
+
+@operator
+async def revoke_member(request: Request) -> Response:
+    """
+    summary: Revoke a member; its reports and reads are refused from now on.
+    description: >
+      Every active decision that rested on this member's evidence alone is revoked
+      through the decision log (clause revocation); decisions other members
+      corroborated stay, without it in their evidence chain.
+    responses:
+      200: {description: '{"revoked": name, "decisions_revoked": [ids], "amended": n}'}
+      404: {description: no such active member}
+    """
+    name = request.path_params["name"]
+    out = await api_of(request).service.revoke_member(name)
+    if out is None:
+        return error(404, "not-found", f"no active member {name!r}")
+    return JSONResponse(
+        {
+            "revoked": name,
+            "decisions_revoked": [d.id for d in out.revoked],
+            "amended": out.amended,
+        }
+    )
+
+
+@operator
+async def flags(request: Request) -> Response:
+    """
+    summary: Members flagged by the treaty, newest first.
+    description: >
+      A flag says a member misbehaved: it reached its blast-radius cap
+      (clause blast-radius) or raised too many concerns (article4.limit).
+    responses:
+      200: {description: '[{"member", "clause", "at", "reason"}]'}
+    """
+    return JSONResponse(
+        [
+            {"member": f.member, "clause": f.clause, "at": f.at.isoformat(), "reason": f.reason}
+            for f in await api_of(request).service.flags(500)
+        ]
+    )
+
+
+ROUTES = [
+    Route("/v1/members", members, methods=["GET", "POST"]),
+    Route("/v1/members/{name}/revoke", revoke_member, methods=["POST"]),
+    Route("/v1/flags", flags, methods=["GET"]),
+]

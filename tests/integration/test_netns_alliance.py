@@ -186,6 +186,67 @@ def test_attack_at_a_is_dropped_by_b_in_the_kernel(tmp_path: Path) -> None:
         print(f"attack at A → dropped at B within {elapsed * 1000:.0f} ms (probe granularity)")
 
 
+def _start_council(net: Network, root: Path) -> str:
+    cdir = root / "council"
+    cdir.mkdir()
+    (cdir / "council.toml").write_text(f'data-dir = "."\nlisten = "{HUB}:8470"\n')
+    with open(cdir / "council.log", "ab") as err:
+        net.popen(
+            "hub",
+            [sys.executable, "-m", "shieldwall", "council", "--config", str(cdir / "council.toml")],
+            stderr=err,
+            stdout=err,
+        )
+    wait(lambda: tcp_probe(net["hub"].ns, HUB, 8470) == "ok", 20, "the council")
+    return str(cdir / "operator.token")
+
+
+def test_an_imported_list_of_10k_is_dropped_at_b_and_unbanned_by_file(tmp_path: Path) -> None:
+    """10,000 decisions imported at the council; the attacker among them is dropped at B in
+    the kernel, and ``unban --file`` of the same list lets it through again."""
+    hosts = {"attacker": ATTACKER, "b": B}
+    with netns_network(hosts) as net:
+        token = _start_council(net, tmp_path)
+        server = net.popen("b", [sys.executable, "-c", SERVER], stdout=subprocess.PIPE)
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        b_dir = start_agent(net, tmp_path, "b")
+        wait(
+            lambda: "table inet shieldwall" in net.run("b", ["nft", "list", "tables"]).stdout,
+            20,
+            "b's nftables table",
+        )
+        assert tcp_probe(net["attacker"].ns, B, PORT, expect=b"ok") == "ok"
+        listing = tmp_path / "list.txt"
+        addresses = [f"198.18.{i >> 8}.{i & 255}" for i in range(9_999)]
+        listing.write_text(
+            "# a blocklist\n" + "\n".join([*addresses[:5000], ATTACKER, *addresses[5000:]])
+        )
+        # the attacker's address is in TEST-NET-1: allowlisted by nothing, public to the treaty
+        out = shieldwall(
+            net, "hub", "decisions", "import", str(listing), "--json",
+            "--council", COUNCIL, "--token-file", token,
+        )  # fmt: skip
+        assert json.loads(out)["added"] == 10_000
+
+        def dropped() -> bool:
+            return tcp_probe(net["attacker"].ns, B, PORT, timeout=0.5, expect=b"ok") == "timeout"
+
+        wait(dropped, 20, "member B to drop the attacker of the imported list")
+        listed = net.run("b", ["nft", "-j", "list", "set", "inet", "shieldwall", "addr4"])
+        (held,) = [x["set"] for x in json.loads(listed.stdout)["nftables"] if "set" in x]
+        assert len(held["elem"]) == 10_000
+        shieldwall(
+            net, "hub", "unban", "--file", str(listing), "--council", COUNCIL, "--token-file", token
+        )
+        wait(
+            lambda: tcp_probe(net["attacker"].ns, B, PORT, timeout=0.5, expect=b"ok") == "ok",
+            20,
+            "member B to accept the attacker again after the unban of the list",
+        )
+        assert (b_dir / "enforced.jsonl").exists()
+
+
 def test_probes_tell_drops_from_refusals() -> None:
     """Guard for the assertion above: a closed port is 'refused', not 'timeout'."""
     with netns_network({"x": "192.0.2.77", "y": "192.0.2.78"}) as net:

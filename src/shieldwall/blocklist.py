@@ -140,6 +140,17 @@ class BlockList:
 
     def claim(self, decision_id: str, scope: Scope, expires: float) -> None:
         """A decision added (or extended: the same id with a new expiry)."""
+        claims = self._claims
+        if decision_id not in claims and scope not in self._touched:
+            by_scope = self._by_scope
+            if scope not in by_scope and scope not in self._local:
+                # the common case (a new decision on a scope not held): a few dict writes
+                self._touched[scope] = None
+                key = (scope.version, scope.prefixlen)
+                self._prefixes[key] = self._prefixes.get(key, 0) + 1
+                by_scope[scope] = [decision_id]
+                claims[decision_id] = (scope, expires)
+                return
         held = self._claims.get(decision_id)
         if held is not None and held[0] != scope:
             self.release(decision_id)
@@ -219,7 +230,14 @@ class BlockList:
         """The changes since the last diff, as an enforcer applies them at ``now``."""
         block: dict[Scope, float] = {}
         unblock: list[Scope] = []
+        claims, by_scope, local = self._claims, self._by_scope, self._local
         for scope, before in self._touched.items():
+            ids = by_scope.get(scope)
+            if before is None and ids is not None and len(ids) == 1 and scope not in local:
+                new = claims[ids[0]][1]  # a new block by one decision: the common case
+                if new > now:
+                    block[scope] = new
+                continue
             after = self.expiry(scope)
             if before is not None and before <= now:
                 before = None  # it lapsed at the enforcer

@@ -87,3 +87,20 @@ def test_an_older_database_view_becomes_a_snapshot(tmp_path: Path) -> None:
     state.close()
     tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
     assert "view_decisions" not in tables
+
+
+def test_a_batch_kept_as_received_never_replays_what_came_before(tmp_path: Path) -> None:
+    """A raw batch may repeat events already applied (a backlog overlapping live events):
+    loading skips them, so a revoked decision is not added back."""
+    state = AgentState(str(tmp_path))
+    scope = parse_scope("203.0.113.4")
+    add = LogEvent(1, EventKind.ADD, "d1", scope, T0 + 60)
+    revoke = LogEvent(2, EventKind.REVOKE, "d1", scope, T0 + 60)
+    state.journal(2, [add, revoke])
+    raw = (
+        b'{"events":[[1,"add","d1","203.0.113.4",1800000060.0],'
+        b'[3,"add","d2","203.0.113.5",1800000060.0]]}'
+    )
+    state.journal(3, [LogEvent(3, EventKind.ADD, "d2", parse_scope("203.0.113.5"), T0 + 60)], raw)
+    state.close()
+    assert AgentState(str(tmp_path)).view() == (3, [("d2", parse_scope("203.0.113.5"), T0 + 60)])

@@ -14,7 +14,7 @@ import pytest
 from shieldwall.clock import ManualClock
 from shieldwall.council.service import CouncilService
 from shieldwall.council.store.base import FlagRecord, MemberRecord
-from shieldwall.council.store.sqlite import _SCHEMA, SCHEMA_VERSION, SqliteStore
+from shieldwall.council.store.sqlite import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, SqliteStore
 from shieldwall.errors import StoreError
 from shieldwall.model import Action, Decision, EventKind, Origin, parse_scope
 from shieldwall.treaty import TreatyTerms
@@ -55,10 +55,11 @@ async def test_a_version_1_database_is_migrated_in_place(
     db.close()
 
     store = SqliteStore(str(path))
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     seq, active = await store.log.active(clock.now())
     assert (seq, [x.id for x in active]) == (1, [d.id])
-    assert [x.id for x in await store.log.active_page(clock.now(), "", 10)] == [d.id]
+    page, cursor = await store.log.active_page(clock.now(), None, 10)
+    assert ([x.id for x in page], cursor) == ([d.id], None)
     assert await store.log.get_evidence(d.id) is None  # decided before evidence was kept
     assert await store.treaty.load() is None
     await store.records.add_flags([FlagRecord("web1", "blast-radius", clock.now(), "too many")])
@@ -70,23 +71,50 @@ async def test_a_version_1_database_is_migrated_in_place(
     assert event.seq == 2
     await store.close()
     again = SqliteStore(str(path))  # opening a current database changes nothing
-    assert again.schema_version == 3
+    assert again.schema_version == 4
     assert [f.clause for f in await again.records.flags()] == ["blast-radius"]
     assert await again.log.last_seq() == 2
     await again.close()
 
 
-async def test_a_version_2_database_gets_the_active_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [2, 3])
+async def test_a_wide_row_database_is_rewritten_lean(
+    tmp_path: Path, clock: ManualClock, version: int
+) -> None:
+    """Versions 2 and 3 kept every column in the decision's row; 4 moves what decisions
+    share into ``infos``: the decisions, their state, evidence and the log survive it."""
     path = tmp_path / "council.db"
-    SqliteStore(str(path))
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute("DROP INDEX decisions_active_id")
-    db.execute("UPDATE schema_version SET version = 2")
+    db.executescript(_SCHEMA)
+    for v in range(2, version + 1):
+        db.executescript(_MIGRATIONS[v])
+    db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    now = clock.now().timestamp()
+    for i, state in enumerate(("active", "revoked", "expired")):
+        db.execute(
+            "INSERT INTO decisions VALUES (?, ?, 'ban', 'operator', ?, ?, ?, NULL, NULL, ?)",
+            (f"d{i}", f"203.0.113.{i}", f"why {i}", now, now + 3600, state),
+        )
+        db.execute(
+            "INSERT INTO events (kind, decision_id, at) VALUES ('add', ?, ?)", (f"d{i}", now)
+        )
+    db.execute("INSERT INTO evidence (decision_id, data) VALUES ('d0', '{\"summary\": \"s\"}')")
     db.close()
+
     store = SqliteStore(str(path))
-    assert store.schema_version == 3
-    indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
-    assert "decisions_active_id" in indexes
+    assert store.schema_version == SCHEMA_VERSION == 4
+    seq, active = await store.log.active(clock.now())
+    assert (seq, [(d.id, d.reason, d.scope.text()) for d in active]) == (
+        3,
+        [("d0", "why 0", "203.0.113.0")],
+    )
+    assert [await store.log.state(f"d{i}") for i in range(3)] == ["active", "revoked", "expired"]
+    assert [e.decision.id for e in await store.log.since(0)] == ["d0", "d1", "d2"]
+    assert (await store.log.evidence(["d0"])) == {"d0": {"summary": "s"}}
+    (event,) = await store.log.append(
+        [(EventKind.ADD, _decision(clock, "203.0.113.9"))], clock.now()
+    )
+    assert event.seq == 4
     await store.close()
 
 

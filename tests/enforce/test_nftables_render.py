@@ -241,9 +241,7 @@ def test_unblock_and_block_of_one_scope_replaces_it() -> None:
 
 
 def test_ipv6_golden() -> None:
-    text = render_batch(
-        Diff({n("2001:db8:0:0:0:0:0:1"): NOW + H}, [n("2001:db8::2/128")]), NOW, {}
-    )
+    text = render_batch(Diff({n("2001:db8:0:0:0:0:0:1"): NOW + H}, [n("2001:db8::2/128")]), NOW, {})
     assert text == (
         "add element inet shieldwall addr6 { 2001:db8::2 timeout 1s }\n"
         "delete element inet shieldwall addr6 { 2001:db8::2 }\n"

@@ -50,10 +50,12 @@ class StreamSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class StreamBatch:
-    """Decision-log events the council committed together, in order."""
+    """Decision-log events the council committed together, in order; ``raw``: the message
+    as it came (what the agent's journal keeps)."""
 
     events: list[LogEvent]
     malformed: int = 0
+    raw: str | None = None
 
 
 class CouncilClient:
@@ -187,7 +189,7 @@ class CouncilClient:
                 async for sse in source.aiter_sse():
                     if sse.event == "batch":
                         events, bad = events_from_wire(decode_batch(sse.data))
-                        yield StreamBatch(events, bad)
+                        yield StreamBatch(events, bad, sse.data)
                     elif sse.event == "snapshot":
                         page = decode_page(sse.data)
                         claims, bad = claims_from_wire(page)

@@ -482,7 +482,7 @@ class Agent:
         self.seq = fresh[-1].seq
         for scope in lifted:
             self.state.drop_local_ban(scope)
-        journaled = self.state.journal(self.seq, fresh)
+        journaled = self.state.journal(self.seq, fresh, batch.raw)
         if journaled > max(JOURNAL_MIN, blocks.claims):
             self.state.save_snapshot(self.seq, blocks.items())
         if len(fresh) <= LOG_EACH:

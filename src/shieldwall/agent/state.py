@@ -32,9 +32,12 @@ from shieldwall.model import LogEvent, Scope, parse_scope, scope_str
 from shieldwall.wire.messages import (
     WireAlert,
     WireAnswer,
+    WireBatch,
     WireDecision,
     WireSighting,
     decision_from_wire,
+    decode_batch,
+    encode,
 )
 
 _SCHEMA = """
@@ -86,7 +89,12 @@ _sightings_decoder = msgspec.json.Decoder(list[WireSighting])
 _answers_decoder = msgspec.json.Decoder(list[WireAnswer])
 _decision_decoder = msgspec.json.Decoder(WireDecision)
 _claims_decoder = msgspec.json.Decoder(list[tuple[str, str, float]])
-_journal_decoder = msgspec.json.Decoder(list[tuple[int, str, str, str, float]])
+
+
+def batch_of(events: Sequence[LogEvent]) -> WireBatch:
+    return WireBatch(
+        events=[(e.seq, e.kind.value, e.decision_id, e.scope.text(), e.expires) for e in events]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,11 +389,16 @@ class AgentState:
         row = db.execute("SELECT value FROM view_meta WHERE key = 'seq'").fetchone()
         seq = int(row[0]) if row else 0
         held: dict[str, tuple[str, float]] = {}
-        snap = db.execute("SELECT data FROM view_snapshot WHERE id = 1").fetchone()
+        snap = db.execute("SELECT seq, data FROM view_snapshot WHERE id = 1").fetchone()
+        applied = 0
         if snap is not None:
-            held = {i: (scope, exp) for i, scope, exp in _claims_decoder.decode(snap[0])}
+            applied = int(snap[0])
+            held = {i: (scope, exp) for i, scope, exp in _claims_decoder.decode(snap[1])}
         for (data,) in db.execute("SELECT data FROM view_journal ORDER BY seq"):
-            for _, kind, decision_id, scope, expires in _journal_decoder.decode(data):
+            for event_seq, kind, decision_id, scope, expires in decode_batch(data).events:
+                if event_seq <= applied:  # a batch as received may repeat what came before
+                    continue
+                applied = event_seq
                 if kind == "add":
                     held[decision_id] = (scope, expires)
                 else:
@@ -416,17 +429,20 @@ class AgentState:
             db.execute("ROLLBACK")
             raise
 
-    def journal(self, seq: int, events: Sequence[LogEvent]) -> int:
-        """One applied batch of events, up to ``seq``; returns the journal's event count."""
+    def journal(
+        self, seq: int, events: Sequence[LogEvent], raw: str | bytes | None = None
+    ) -> int:
+        """One applied batch of events, up to ``seq``; ``raw``: the batch as the stream
+        delivered it (kept as it is: no encoding per event; events at or below the seq
+        already applied are skipped when loading). Returns the journal's event count."""
         db = self._db
-        data = msgspec.json.encode(
-            [(e.seq, e.kind.value, e.decision_id, e.scope.text(), e.expires) for e in events]
-        )
+        if raw is None:
+            raw = encode(batch_of(events))
         journaled = self.journaled() + len(events)
         db.execute("BEGIN IMMEDIATE")
         try:
             if events:
-                db.execute("INSERT OR REPLACE INTO view_journal VALUES (?, ?)", (seq, data))
+                db.execute("INSERT OR REPLACE INTO view_journal VALUES (?, ?)", (seq, raw))
             db.execute("INSERT OR REPLACE INTO view_meta VALUES ('seq', ?)", (seq,))
             db.execute("INSERT OR REPLACE INTO view_meta VALUES ('journaled', ?)", (journaled,))
             db.execute("COMMIT")

@@ -265,11 +265,9 @@ def decisions_export(fmt: str, out: str, **conn: Any) -> None:
     now = time.time()
 
     def rows() -> Iterator[Row]:
-        after = ""
+        params: dict[str, Any] = {"limit": 10_000}
         while True:
-            status, body = op.call(
-                "GET", "/v1/decisions", params={"limit": 10_000, "after": after}, timeout=TIMEOUT
-            )
+            status, body = op.call("GET", "/v1/decisions", params=params, timeout=TIMEOUT)
             if status != 200:
                 raise click.ClickException(f"refused ({status}): {body}")
             for d in body["decisions"]:
@@ -282,7 +280,7 @@ def decisions_export(fmt: str, out: str, **conn: Any) -> None:
                 )
             if body.get("next") is None:
                 return
-            after = body["next"]
+            params["after"] = body["next"]
 
     stream: TextIO
     if out == "-":

@@ -19,7 +19,7 @@ from shieldwall.cli.rules import rules
 from shieldwall.cli.table import table as _table
 from shieldwall.config.schema import parse_duration
 from shieldwall.errors import ShieldwallError
-from shieldwall.obs import setup_logging
+from shieldwall.obs import setup_logging, tune_gc
 
 
 def _fail(exc: ShieldwallError) -> click.ClickException:
@@ -86,6 +86,7 @@ def council(config_path: str, log_level: str) -> None:
     )
     app = create_app(service, token)
     click.echo(f"council listening on {cfg.url} (data in {cfg.data_dir})", err=True)
+    tune_gc()
     uvicorn.run(
         app,
         host=cfg.host,
@@ -107,6 +108,7 @@ def agent(config_path: str, log_level: str) -> None:
     setup_logging(log_level)
     try:
         cfg = load_agent(config_path)
+        tune_gc()
         run_agent(cfg)
     except ShieldwallError as exc:
         raise _fail(exc) from exc

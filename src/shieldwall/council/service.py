@@ -841,17 +841,18 @@ class CouncilService:
 
     async def active_pages(self, page: int = stream.PAGE) -> AsyncIterator[list[Decision]]:
         """The active set a page at a time (never whole in memory)."""
-        after = ""
+        cursor: str | None = None
         while True:
-            decisions = await self.store.log.active_page(self.clock.now(), after, page)
+            decisions, cursor = await self.store.log.active_page(self.clock.now(), cursor, page)
             if decisions:
                 yield decisions
-            if len(decisions) < page:
+            if cursor is None:
                 return
-            after = decisions[-1].id
 
-    async def active_page(self, after: str, limit: int) -> list[Decision]:
-        return await self.store.log.active_page(self.clock.now(), after, limit)
+    async def active_page(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[Decision], str | None]:
+        return await self.store.log.active_page(self.clock.now(), cursor, limit)
 
     async def last_seq(self) -> int:
         return await self.store.log.last_seq()

@@ -58,14 +58,12 @@ async def follow(
     async with fanout.subscribe(member) as sub:
         last = await log.last_seq()
         if since is None or since > last:
-            after = ""
+            cursor: str | None = None
             while True:
-                page = await log.active_page(now(), after, PAGE)
-                final = len(page) < PAGE
-                yield page_frame(last, page, final)
-                if final:
+                page, cursor = await log.active_page(now(), cursor, PAGE)
+                yield page_frame(last, page, cursor is None)
+                if cursor is None:
                     break
-                after = page[-1].id
             sent = last
         else:
             sent = since

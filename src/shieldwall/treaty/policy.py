@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from shieldwall.model import (
     Action,
@@ -58,11 +58,11 @@ class MemberInfo:
     """The member's own addresses: protected, never decided against."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decide:
+class Decide(NamedTuple):
     """Append ``decision`` to the decision log. ``extends``: it replaces the active decision
     of the same id (a later expiry). ``keep``: store ``evidence`` with it (a bulk import's
-    decisions share one chain, and only the ledger holds it)."""
+    decisions share one chain, and only the ledger holds it). A named tuple: an import makes
+    one per decision."""
 
     decision: Decision
     evidence: Evidence = NO_EVIDENCE

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from heapq import heappop, heappush
 
 from shieldwall.model import Address, Scope, address_scope, parse_scope
+from shieldwall.net import V6
 
 MEMO_LIMIT = 100_000
 """Single addresses whose verdict :class:`Protected` remembers (it starts again when full)."""
@@ -90,6 +91,9 @@ class Protected:
 
     entries: tuple[tuple[Scope, str], ...]
     _pieces: dict[int, _Pieces] = field(init=False, repr=False, compare=False, hash=False)
+    _maybe: frozenset[int] = field(init=False, repr=False, compare=False, hash=False)
+    """The IPv4 /16 prefixes any protected network touches: an address outside them is
+    settled by one set lookup (the common case: a public address)."""
     _memo: dict[Scope, str | None] = field(
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
@@ -103,6 +107,10 @@ class Protected:
         object.__setattr__(
             self, "_pieces", {v: _partition(ranges) for v, ranges in by_version.items()}
         )
+        maybe: set[int] = set()  # at most the 65,536 prefixes there are
+        for first, last, _ in by_version[4]:
+            maybe.update(range(first >> 16, (last >> 16) + 1))
+        object.__setattr__(self, "_maybe", frozenset(maybe))
 
     @classmethod
     def build(
@@ -123,10 +131,11 @@ class Protected:
         entries += [(n, f"protected:member:{name}") for name, n in member_addresses]
         return cls(tuple(entries))
 
-    def reason_for(self, scope: Scope) -> str | None:
+    def reason_for(self, scope: Scope, *, remember: bool = True) -> str | None:
         """The reason ``scope`` may not be decided, or None if it may (the first entry that
-        overlaps it, in ``entries`` order)."""
-        if scope.is_host:
+        overlaps it, in ``entries`` order). A single address's verdict is remembered unless
+        ``remember`` is false (an import looks each address up once)."""
+        if remember and scope.is_host:
             memo = self._memo
             why = memo.get(scope, _UNKNOWN)
             if why is not _UNKNOWN:
@@ -139,6 +148,8 @@ class Protected:
         return self._lookup(scope)
 
     def _lookup(self, scope: Scope) -> str | None:
+        if scope < V6 and (scope & 0xFF) >= 16 and (scope >> 24) not in self._maybe:
+            return None  # an IPv4 network inside a /16 no protected network touches
         index = self._pieces[scope.version].first_entry(scope.value, scope.last)
         return None if index is None else self.entries[index][1]
 

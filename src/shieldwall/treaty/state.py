@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shieldwall.model import Address, Decision, Scope, parse_address, scope_str
-from shieldwall.net import Net
+from shieldwall.model import Address, Decision, Origin, Scope, parse_address, scope_str
+from shieldwall.net import V6, Net
 from shieldwall.treaty.effects import Concern
 from shieldwall.treaty.evidence import (
     Evidence,
@@ -345,8 +345,9 @@ class Ledger:
         self.ipv4_prefix = ipv4_prefix
         self.ipv6_prefix = ipv6_prefix
         self.entries: dict[str, Entry] = {}
-        self._by_prefix: dict[tuple[int, int], dict[Scope, list[str]]] = {}
-        """(version, prefix length) → scope → ids of its decisions."""
+        self._by_prefix: dict[int, dict[Scope, list[str]]] = {}
+        """prefix key (:func:`_pkey`: version and prefix length) → scope → ids of its
+        decisions."""
         self._by_range: dict[Scope, list[str]] = {}
         self._expiry: list[tuple[float, str]] = []
         """Heap of (expiry, id); an entry replaced since is skipped when it comes up."""
@@ -376,33 +377,70 @@ class Ledger:
         if old is not None:
             return  # same scope: the indexes hold it already
         scope = d.scope
-        by_scope = self._by_prefix.setdefault((scope.version, scope.prefixlen), {})
+        by_scope = self._by_prefix.setdefault(_pkey(scope), {})
         by_scope.setdefault(scope, []).append(d.id)
-        if scope.is_host:
+        if d.origin is Origin.ALERT and scope.is_host:  # what a range sanction weighs
             self._by_range.setdefault(self.range_of(scope), []).append(d.id)
+
+    def add_new(self, entries: list[Entry], expires: float) -> None:
+        """Add entries that are all new (no id held), of decisions that all expire at
+        ``expires`` (epoch seconds) and are none a member's alert: an import's chunk, at
+        the cost of a few dict operations each."""
+        held = self.entries
+        heap = self._expiry
+        by_prefix = self._by_prefix
+        for entry in entries:
+            d = entry.decision
+            held[d.id] = entry
+            heapq.heappush(heap, (expires, d.id))
+            scope = d.scope
+            key = scope & 0xFF if scope < V6 else (scope & 0xFF) | 0x100
+            by_scope = by_prefix.get(key)
+            if by_scope is None:
+                by_scope = by_prefix[key] = {}
+            ids = by_scope.get(scope)
+            if ids is None:
+                by_scope[scope] = [d.id]
+            else:
+                ids.append(d.id)
 
     def remove(self, decision_id: str) -> Entry | None:
         entry = self.entries.pop(decision_id, None)
         if entry is None:
             return None
         scope = entry.decision.scope
-        key = (scope.version, scope.prefixlen)
+        key = _pkey(scope)
         by_scope = self._by_prefix[key]
         _discard(by_scope, scope, decision_id)
         if not by_scope:
             del self._by_prefix[key]
-        if scope.is_host:
+        if entry.decision.origin is Origin.ALERT and scope.is_host:
             _discard(self._by_range, self.range_of(scope), decision_id)
         return entry
 
+    def operator_on(self, scope: Scope, now: datetime) -> Entry | None:
+        """The active operator decision on exactly ``scope``, if any (the latest-lasting)."""
+        best: Entry | None = None
+        by_scope = self._by_prefix.get(_pkey(scope))
+        for i in () if by_scope is None else by_scope.get(scope, ()):
+            d = self.entries[i].decision
+            if (
+                d.origin is Origin.OPERATOR
+                and d.active_at(now)
+                and (best is None or d.expires > best.decision.expires)
+            ):
+                best = self.entries[i]
+        return best
+
     def on_scope(self, scope: Scope, now: datetime) -> list[Entry]:
-        ids = self._by_prefix.get((scope.version, scope.prefixlen), {}).get(scope, ())
+        ids = self._by_prefix.get(_pkey(scope), {}).get(scope, ())
         return [e for i in sorted(ids) if (e := self.entries[i]).decision.active_at(now)]
 
     def covering(self, scope: Scope, now: datetime) -> Entry | None:
         """The longest-lasting active decision whose scope contains ``scope``."""
         best: Entry | None = None
-        for (version, prefix), by_scope in self._by_prefix.items():
+        for key, by_scope in self._by_prefix.items():
+            version, prefix = _unkey(key)
             if version != scope.version or prefix > scope.prefixlen:
                 continue
             for i in by_scope.get(scope.supernet(prefix), ()):
@@ -416,7 +454,8 @@ class Ledger:
     def overlapping(self, net: Scope) -> list[Entry]:
         """Every entry whose scope overlaps ``net`` (contains it or lies inside it)."""
         ids: list[str] = []
-        for (version, prefix), by_scope in self._by_prefix.items():
+        for key, by_scope in self._by_prefix.items():
+            version, prefix = _unkey(key)
             if version != net.version:
                 continue
             if prefix <= net.prefixlen:
@@ -429,7 +468,7 @@ class Ledger:
         return [self.entries[i] for i in sorted(set(ids))]
 
     def in_range(self, rng: Scope, now: datetime) -> list[Entry]:
-        """Active single-address decisions inside the sanction range ``rng``."""
+        """Active single-address decisions of members' alerts inside the range ``rng``."""
         ids = self._by_range.get(rng, ())
         return [e for i in sorted(ids) if (e := self.entries[i]).decision.active_at(now)]
 
@@ -448,6 +487,15 @@ class Ledger:
             self._expiry = [(e.decision.expires.timestamp(), i) for i, e in self.entries.items()]
             heapq.heapify(self._expiry)
         return gone
+
+
+def _pkey(scope: Scope) -> int:
+    """The ledger's index key of a scope's version and prefix length (one int)."""
+    return scope & 0xFF if scope < V6 else (scope & 0xFF) | 0x100
+
+
+def _unkey(key: int) -> tuple[int, int]:
+    return (6 if key & 0x100 else 4), key & 0xFF
 
 
 ENUMERATE_LIMIT = 65_536

@@ -28,6 +28,7 @@ from shieldwall.model import (
     parse_scope,
     scope_str,
 )
+from shieldwall.net import parse_net
 from shieldwall.treaty.events import Sighting, SightingKind
 
 MAX_EVIDENCE = 20
@@ -380,16 +381,18 @@ def events_from_wire(w: WireBatch) -> tuple[list[LogEvent], int]:
     unknown kind, a scope that does not parse)."""
     out: list[LogEvent] = []
     bad = 0
+    make = LogEvent._make
+    kinds = _KINDS
     for seq, kind, decision_id, scope, expires in w.events:
-        k = _KINDS.get(kind)
+        k = kinds.get(kind)
         try:
-            net = parse_scope(scope)
-        except InvalidScope:
+            net = parse_net(scope)  # the council's canonical text: no spaces to strip
+        except ValueError:
             net = None
         if k is None or net is None:
             bad += 1
             continue
-        out.append(LogEvent(seq, k, decision_id, net, expires))
+        out.append(make((seq, k, decision_id, net, expires)))
     return out, bad
 
 

@@ -24,7 +24,7 @@ from shieldwall.council.api.common import (
     reader_refusal,
     refusal_json,
 )
-from shieldwall.errors import InvalidScope, WireError
+from shieldwall.errors import InvalidScope, StoreError, WireError
 from shieldwall.model import Scope, parse_scope
 from shieldwall.treaty import BanItem
 from shieldwall.treaty.policy import MAX_DURATION
@@ -46,8 +46,8 @@ async def list_decisions(request: Request) -> Response:
     description: >
       Operator token or a member-signed request. Without parameters, every active
       decision, streamed in pages from the store (never built whole in memory). With
-      `limit` (at most 10,000), one page of decisions by id after `after`, and `next`, the
-      `after` of the following page (null at the end).
+      `limit` (at most 10,000), one page from `after` (a cursor: absent for the first page),
+      and `next`, the cursor of the following page (null after the last).
     parameters:
       - {name: after, in: query, required: false, schema: {type: string}}
       - {name: limit, in: query, required: false, schema: {type: integer}}
@@ -63,12 +63,14 @@ async def list_decisions(request: Request) -> Response:
         if not limit_raw.isdigit() or not 0 < int(limit_raw) <= MAX_PAGE:
             return error(400, "malformed", f"limit is 1 to {MAX_PAGE}")
         limit = int(limit_raw)
-        after = request.query_params.get("after", "")
-        page = await service.active_page(after, limit)
+        try:
+            page, cursor = await service.active_page(request.query_params.get("after"), limit)
+        except StoreError as exc:
+            return error(400, "malformed", str(exc))
         body: dict[str, Any] = {
             "seq": seq,
             "decisions": [decision_to_wire(d) for d in page],
-            "next": page[-1].id if len(page) == limit else None,
+            "next": cursor,
         }
         return Response(encode(body), media_type="application/json")
 

@@ -18,7 +18,7 @@ Contract:
 * ``log.since(seq)`` returns the events with a larger sequence number, in order — the exact
   resume point of a member's stream. ``log.active(now)`` returns the sequence number and every
   decision neither ended by an event nor past its expiry — always what replaying the log
-  gives. ``log.active_page`` pages the same set by decision id.
+  gives. ``log.active_page`` pages the same set (a cursor per page).
 * ``nonces.remember`` is atomic: of two calls with one (member, nonce), exactly one wins.
 * Evidence, audit records and flags are JSON-ready plain values (``to_plain()``); the store
   never interprets them. ``treaty.save`` keeps one blob (``TreatyState.to_plain()``).
@@ -93,9 +93,13 @@ class DecisionLog(Protocol):
 
     async def active(self, now: datetime) -> tuple[int, list[Decision]]: ...
 
-    async def active_page(self, now: datetime, after: str, limit: int) -> list[Decision]:
-        """Up to ``limit`` active decisions with ids above ``after``, by id (keyset paging:
-        a page costs what it holds)."""
+    async def active_page(
+        self, now: datetime, cursor: str | None, limit: int
+    ) -> tuple[list[Decision], str | None]:
+        """Up to ``limit`` active decisions from ``cursor`` (None: the first page), and the
+        cursor of the next page (None: this was the last). Keyset paging in the store's own
+        order: a page costs what it holds. Decisions added while paging may be missed and
+        ones extended may come twice (a stream sends the events after its snapshot's seq)."""
         ...
 
     async def get(self, decision_id: str) -> Decision | None: ...

@@ -103,9 +103,13 @@ class _Log:
         active = sorted(self.view.active(now), key=lambda d: (d.created, d.id))
         return self.view.seq, active
 
-    async def active_page(self, now: datetime, after: str, limit: int) -> list[Decision]:
+    async def active_page(
+        self, now: datetime, cursor: str | None, limit: int
+    ) -> tuple[list[Decision], str | None]:
+        after = cursor or ""
         ids = sorted(i for i, d in self.view.decisions.items() if i > after and d.active_at(now))
-        return [self.view.decisions[i] for i in ids[:limit]]
+        page = [self.view.decisions[i] for i in ids[:limit]]
+        return page, (page[-1].id if len(ids) > limit else None)
 
     async def get(self, decision_id: str) -> Decision | None:
         held = self.states.get(decision_id)

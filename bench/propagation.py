@@ -17,7 +17,7 @@ import json
 import sys
 import time
 
-from shieldwall.demo import LocalAlliance, percentile
+from shieldwall.loopback.alliance import LocalAlliance, percentile
 
 
 def main() -> int:

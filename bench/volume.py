@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from shieldwall.demo import LocalAlliance, failed_password, percentile
+from shieldwall.loopback.alliance import LocalAlliance, failed_password, percentile
 
 SAFE_FIRST = [o for o in range(1, 224) if o not in (0, 10, 100, 127, 169, 172, 192)]
 

@@ -15,8 +15,12 @@ from shieldwall.cli.main import cli
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command, the lazily loaded ones included (``list_commands``/``get_command``)."""
     out: list[tuple[str, ...]] = []
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         path = (*prefix, name)
         out.append(path)
         if isinstance(cmd, click.Group):

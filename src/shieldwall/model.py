@@ -9,7 +9,6 @@ overflowing a rule's bucket, a *decision* is a remedy against a *scope* with an 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -136,6 +135,26 @@ class LogEvent(NamedTuple):
     """Epoch seconds."""
 
 
+class SightingKind(StrEnum):
+    FAILURE = "failure"
+    """A hostile event (a failed login, a probe): what a rule recognises."""
+    SUCCESS = "success"
+    """A successful authentication: evidence of legitimacy (clause ``friendly-fire``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A member's aggregate for one (source, rule, kind): ``count`` events in [first, last],
+    reported even below the rule's local threshold."""
+
+    source: Address
+    rule: str
+    kind: SightingKind
+    count: int
+    first: datetime
+    last: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """A decision the treaty refused, and why."""
@@ -158,103 +177,3 @@ class Counters:
 
     def get(self, name: str) -> int:
         return self.values.get(name, 0)
-
-
-def short_lines(block: bytes, max_line: int) -> bool:
-    """True if no line of ``block`` (lines joined by ``b"\\n"``) is longer than ``max_line``
-    bytes, told without splitting it: every aligned window of ``(max_line + 1) // 2`` bytes
-    holds a newline (a run of ``max_line + 1`` bytes without one covers a whole window).
-    False means only that it takes a split to tell (a line may be long without being too
-    long)."""
-    size = len(block)
-    if size <= max_line:
-        return True
-    width = (max_line + 1) // 2
-    find = block.find
-    return all(
-        find(b"\n", start, start + width) >= 0 for start in range(0, size - width + 1, width)
-    )
-
-
-class LineBlock:
-    """Complete lines (``bytes`` without their newline, in order) held as one block — the
-    lines joined by ``b"\\n"``, no trailing newline — or as a list; each form is made from
-    the other only when asked for, then kept.
-
-    A log source hands out what it read as one block and the detector scans that block, so
-    the lines are never split only to be joined again. ``LineBlock(lines)`` holds a list;
-    ``LineBlock.joined(block, count)`` holds ``count`` lines already joined: ``block`` must
-    be ``b"\\n".join(lines)`` and ``count`` their number (trusted, not checked; ``count``
-    tells no line from one empty line). Equal when they hold the same lines.
-    """
-
-    __slots__ = ("_block", "_count", "_lines")
-
-    def __init__(self, lines: list[bytes] | None = None) -> None:
-        self._lines: list[bytes] | None = [] if lines is None else lines
-        self._count = len(self._lines)
-        self._block: bytes | None = None
-
-    @classmethod
-    def joined(cls, block: bytes, count: int) -> LineBlock:
-        """``count`` lines already joined into ``block``, split only if asked to."""
-        if count < 0 or (count == 0 and block):
-            raise ValueError(f"{count} lines cannot make a block of {len(block)} bytes")
-        new = cls.__new__(cls)
-        new._lines = None if count else []
-        new._count = count
-        new._block = block
-        return new
-
-    @classmethod
-    def concat(cls, parts: Sequence[LineBlock]) -> LineBlock:
-        """The lines of ``parts``, in order, as one block."""
-        full = [part for part in parts if part._count]
-        if len(full) == 1:
-            return full[0]
-        if not full:
-            return cls()
-        return cls.joined(b"\n".join(part.block for part in full), sum(p._count for p in full))
-
-    @property
-    def count(self) -> int:
-        """The number of lines (no split)."""
-        return self._count
-
-    @property
-    def block(self) -> bytes:
-        """The lines joined by ``b"\\n"`` (no trailing newline)."""
-        if self._block is None:
-            self._block = b"\n".join(self._lines or ())
-        return self._block
-
-    @property
-    def lines(self) -> list[bytes]:
-        """The lines as a list (split from the block on first use, then kept)."""
-        if self._lines is None:
-            self._lines = self.block.split(b"\n")
-        return self._lines
-
-    def fits(self, max_line: int) -> bool:
-        """True if no line is longer than ``max_line`` bytes (split only if it takes one)."""
-        if self._lines is None and short_lines(self.block, max_line):
-            return True
-        return max(map(len, self.lines), default=0) <= max_line
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.lines)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LineBlock):
-            return NotImplemented
-        if self._count != other._count:
-            return False
-        if self._lines is not None and other._lines is not None:
-            return self._lines == other._lines
-        return self.block == other.block
-
-    def __repr__(self) -> str:
-        return f"LineBlock({self.lines!r})"

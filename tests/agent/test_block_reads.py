@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from shieldwall.agent.sources import Batch, FileSource, LineSplitter, Position, StdinSource
 from shieldwall.detect import Detector, builtin_rule
-from shieldwall.model import LineBlock
+from shieldwall.lines import LineBlock
 
 NOW = datetime(2026, 3, 20, tzinfo=UTC)
 RULES = [builtin_rule("sshd"), builtin_rule("sshd-success")]

@@ -14,8 +14,8 @@ from shieldwall.agent import state as agent_state
 from shieldwall.agent.recent import RecentIndex
 from shieldwall.agent.run import sightings_of
 from shieldwall.agent.state import AgentState
-from shieldwall.demo import failed_password, syslog_line
 from shieldwall.detect import Detector, builtin_rule
+from shieldwall.loopback.alliance import failed_password, syslog_line
 from shieldwall.model import Hit, parse_address
 from shieldwall.treaty.protect import Protected
 from shieldwall.wire.messages import WireAlert, WireAnswer, WireSighting

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shieldwall.agent.run import Agent
 from shieldwall.config.schema import parse_agent
-from shieldwall.demo import failed_password, syslog_line
+from shieldwall.loopback.alliance import failed_password, syslog_line
 from shieldwall.model import parse_scope
 from shieldwall.wire import signing
 from tests.council.conftest import Council

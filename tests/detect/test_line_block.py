@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from shieldwall.detect import Detector, Rule, builtin_rule
 from shieldwall.detect.detector import tally_of
 from shieldwall.detect.fail2ban.rules import load_fail2ban_rule
-from shieldwall.model import LineBlock, short_lines
+from shieldwall.lines import LineBlock, short_lines
 from tests.conftest import corpora_dir, skip_or_fail
 from tests.detect.test_scan import LOOSE, PICKY
 from tests.detect.test_scan import lines as scan_lines

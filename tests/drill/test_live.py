@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from shieldwall.cli.live_drill import render_live
 from shieldwall.cli.main import cli
 from shieldwall.drill import DrillConfig
-from shieldwall.drill.live import (
+from shieldwall.loopback.live_drill import (
     LiveTiming,
     _intervals,
     _protected_everywhere,
     busiest,
-    render_live,
 )
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from shieldwall.agent.state import AgentState
-from shieldwall.demo import LocalAlliance, Member, failed_password
+from shieldwall.loopback.alliance import LocalAlliance, Member, failed_password
 from shieldwall.wire import signing
 from shieldwall.wire.messages import Report, WireAlert, encode
 

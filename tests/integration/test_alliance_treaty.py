@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shieldwall.demo import LocalAlliance
+from shieldwall.loopback.alliance import LocalAlliance
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shieldwall.demo import LocalAlliance
+from shieldwall.loopback.alliance import LocalAlliance
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shieldwall.demo import failed_password
+from shieldwall.loopback.alliance import failed_password
 from shieldwall.wire.signing import generate
 from tests.netns import Network, netns_network, tcp_probe, tcp_probes
 

@@ -32,3 +32,28 @@ def test_malformed_keys_and_signatures_raise_not_crash(bad: str) -> None:
         signing.verify_key(bad)
     with pytest.raises(SignatureError):
         signing.verify(signing.verify_key(public), b"x", bad)
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-inf", "NaN", "x"])
+def test_a_read_stamped_with_no_real_time_is_refused(stamp: str) -> None:
+    """``nan`` is never "too far" from anything: it would make a signature that never
+    expires."""
+    from datetime import UTC, datetime
+
+    private, public = signing.generate()
+    now = datetime.now(UTC)
+    message = signing.request_message("GET", "/v1/decisions", stamp)
+    sig = signing.sign(signing.signing_key(private), message)
+    with pytest.raises(SignatureError) as exc:
+        signing.verify_request(public, "GET", "/v1/decisions", stamp, sig, now, 300)
+    assert exc.value.reason == "malformed"
+    good = signing.sign_request(private, "GET", "/v1/decisions", now)
+    signing.verify_request(
+        public,
+        "GET",
+        "/v1/decisions",
+        good["X-Shieldwall-Time"],
+        good["X-Shieldwall-Signature"],
+        now,
+        300,
+    )

@@ -13,7 +13,6 @@ from httpx_sse import aconnect_sse
 
 from shieldwall.blocklist import Claim
 from shieldwall.clock import Clock
-from shieldwall.council.auth import sign_request
 from shieldwall.errors import CouncilError, WireError
 from shieldwall.model import LogEvent
 from shieldwall.wire import signing
@@ -33,6 +32,7 @@ from shieldwall.wire.messages import (
     encode,
     events_from_wire,
 )
+from shieldwall.wire.signing import sign_request
 
 
 def new_report_id() -> str:

@@ -429,9 +429,7 @@ class AgentState:
             db.execute("ROLLBACK")
             raise
 
-    def journal(
-        self, seq: int, events: Sequence[LogEvent], raw: str | bytes | None = None
-    ) -> int:
+    def journal(self, seq: int, events: Sequence[LogEvent], raw: str | bytes | None = None) -> int:
         """One applied batch of events, up to ``seq``; ``raw``: the batch as the stream
         delivered it (kept as it is: no encoding per event; events at or below the seq
         already applied are skipped when loading). Returns the journal's event count."""

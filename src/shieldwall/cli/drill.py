@@ -14,6 +14,7 @@ import click
 
 from shieldwall.cli.table import table
 from shieldwall.drill import STRATEGIES, DrillConfig, jobs_default, read_events, replay_files
+from shieldwall.errors import ShieldwallError
 from shieldwall.treaty import Threshold
 from shieldwall.treaty.terms import parse_duration
 
@@ -312,7 +313,10 @@ def run_cmd(
     if plot_dir is not None:
         from shieldwall.drill.plot import check_available
 
-        check_available()
+        try:
+            check_available()
+        except ShieldwallError as exc:
+            raise click.UsageError(str(exc)) from exc
     try:
         config = DrillConfig(
             maxretry=maxretry,
@@ -335,7 +339,7 @@ def run_cmd(
         raise click.UsageError("give event files (PATHS) or members' logs (--log MEMBER=PATH)")
     slack_s = _seconds(slack, "--slack")
     if live:
-        from shieldwall.drill.live import live_command
+        from shieldwall.cli.live_drill import live_command
 
         if plot_dir is not None or variants or strategies:
             raise click.UsageError("--live compares with the alliance strategy only")

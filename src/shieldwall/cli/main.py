@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -12,10 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from shieldwall import __version__
-from shieldwall.cli.drill import drill
-from shieldwall.cli.lists import decisions_export, decisions_import, unban_file
 from shieldwall.cli.operator import operator_from, operator_options
-from shieldwall.cli.rules import rules
 from shieldwall.cli.table import table as _table
 from shieldwall.config.schema import parse_duration
 from shieldwall.errors import ShieldwallError
@@ -35,7 +33,32 @@ def _duration(value: str | None) -> float | None:
         raise click.BadParameter(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands in ``lazy`` (name → "module:attribute") are imported when
+    used: ``shieldwall agent`` and ``shieldwall council`` start without loading the drill,
+    the rules tools or the list files (50 agents start on 2 cores)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = self.lazy.get(cmd_name)
+        if where is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = where.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={"drill": "shieldwall.cli.drill:drill", "rules": "shieldwall.cli.rules:rules"},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="shieldwall")
 def cli() -> None:
     """shieldwall — collective defense for servers: an attack on one member is an attack on all."""
@@ -319,6 +342,8 @@ def unban(
     if file is not None:
         if target is not None or by_id:
             raise click.UsageError("give TARGET or --file, not both")
+        from shieldwall.cli.lists import unban_file
+
         unban_file(file, fmt, as_json, conn)
         return
     if target is None:
@@ -335,13 +360,15 @@ def unban(
         click.echo(f"revoked {len(body['revoked'])} decision(s) on {target}")
 
 
-@cli.group()
+@cli.group(
+    cls=LazyGroup,
+    lazy={
+        "import": "shieldwall.cli.lists:decisions_import",
+        "export": "shieldwall.cli.lists:decisions_export",
+    },
+)
 def decisions() -> None:
     """Inspect the decision log; import and export lists of decisions."""
-
-
-decisions.add_command(decisions_import)
-decisions.add_command(decisions_export)
 
 
 @decisions.command("list")
@@ -559,7 +586,7 @@ def stats(as_json: bool, **conn: Any) -> None:
 def demo(n_members: int, as_json: bool, keep: bool) -> None:
     """Start a council and N member agents on loopback and watch an attack on member 1 get
     blocked by every member. No root, no other service."""
-    from shieldwall.demo import run_demo
+    from shieldwall.loopback.demo import run_demo
 
     summary = run_demo(n_members, live=not as_json, keep=keep)
     if as_json:
@@ -568,8 +595,6 @@ def demo(n_members: int, as_json: bool, keep: bool) -> None:
         sys.exit(1)
 
 
-cli.add_command(rules)
-cli.add_command(drill)
 
 
 def main() -> None:

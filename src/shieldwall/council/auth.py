@@ -1,15 +1,12 @@
-"""Who is asking: the operator (bearer token) or an enrolled member (signed request)."""
+"""The operator's token: made on the council's first start, checked on every operator request.
+(A member's signed request is checked with :func:`shieldwall.wire.signing.verify_request`.)"""
 
 from __future__ import annotations
 
 import hmac
 import os
 import secrets
-from datetime import datetime
 from pathlib import Path
-
-from shieldwall.errors import SignatureError
-from shieldwall.wire import signing
 
 TOKEN_FILE = "operator.token"  # noqa: S105 (a file name)
 
@@ -31,36 +28,3 @@ def check_token(expected: str, header: str | None) -> bool:
     if not header or not header.startswith("Bearer "):
         return False
     return hmac.compare_digest(expected.encode(), header.removeprefix("Bearer ").strip().encode())
-
-
-def request_message(method: str, target: str, timestamp: str) -> bytes:
-    """What a member signs to read: ``METHOD\\nPATH?QUERY\\nTIMESTAMP``."""
-    return f"{method.upper()}\n{target}\n{timestamp}".encode()
-
-
-def sign_request(key_b64: str, method: str, target: str, now: datetime) -> dict[str, str]:
-    ts = f"{now.timestamp():.3f}"
-    sig = signing.sign(signing.signing_key(key_b64), request_message(method, target, ts))
-    return {"X-Shieldwall-Time": ts, "X-Shieldwall-Signature": sig}
-
-
-def verify_request(
-    public_key: str,
-    method: str,
-    target: str,
-    timestamp: str | None,
-    signature: str | None,
-    now: datetime,
-    window: float,
-) -> None:
-    if not timestamp or not signature:
-        raise SignatureError("unsigned", "X-Shieldwall-Time and X-Shieldwall-Signature needed")
-    try:
-        ts = float(timestamp)
-    except ValueError as exc:
-        raise SignatureError("malformed", "X-Shieldwall-Time is epoch seconds") from exc
-    if abs(now.timestamp() - ts) > window:
-        raise SignatureError("stale", "request time too far from council time")
-    signing.verify(
-        signing.verify_key(public_key), request_message(method, target, timestamp), signature
-    )

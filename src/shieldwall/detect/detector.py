@@ -46,7 +46,8 @@ from shieldwall.detect.rule import Rule
 from shieldwall.detect.scan import StampCache, block_scanner
 from shieldwall.detect.timestamps import TimeParser
 from shieldwall.errors import RuleError
-from shieldwall.model import Address, Alert, Counters, Hit, LineBlock
+from shieldwall.lines import LineBlock
+from shieldwall.model import Address, Alert, Counters, Hit
 
 __all__ = ["Detection", "Detector", "Explanation", "Tallied", "Tally", "count_hit", "tally_of"]
 

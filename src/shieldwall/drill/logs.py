@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
-from shieldwall.agent.sources.base import LineSplitter
 from shieldwall.detect import Detector
 from shieldwall.detect.rule import Rule
 from shieldwall.drill.io import FAIL, SUCCESS, DrillEvent, open_bytes
+from shieldwall.lines import LineSplitter
 
 __all__ = ["LogReader", "parse_log_spec"]
 

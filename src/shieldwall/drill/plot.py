@@ -6,9 +6,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-import click
-
 from shieldwall.drill.score import Scoreboard
+from shieldwall.errors import ShieldwallError
 
 __all__ = ["check_available", "plot"]
 
@@ -16,7 +15,7 @@ __all__ = ["check_available", "plot"]
 def check_available() -> None:
     """Raise a clear error when matplotlib is missing."""
     if importlib.util.find_spec("matplotlib") is None:
-        raise click.UsageError(
+        raise ShieldwallError(
             "--plot needs matplotlib: pip install 'shieldwall[plots]' (or pip install matplotlib)"
         )
 

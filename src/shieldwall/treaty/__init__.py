@@ -6,6 +6,7 @@ Treaty v1 is :func:`judge_alert` and :func:`judge_manual`. The whole treaty is
 (:mod:`~shieldwall.treaty.evidence`), under :class:`TreatyTerms`. See ``docs/treaty.md``.
 """
 
+from shieldwall.model import Sighting, SightingKind
 from shieldwall.treaty.effects import (
     Amend,
     Audit,
@@ -34,8 +35,6 @@ from shieldwall.treaty.events import (
     RaiseConcern,
     RevokeMember,
     Sighted,
-    Sighting,
-    SightingKind,
     Tick,
 )
 from shieldwall.treaty.evidence import Evidence, Exhibit

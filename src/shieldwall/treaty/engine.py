@@ -25,6 +25,7 @@ from shieldwall.model import (
     Origin,
     Refusal,
     Scope,
+    SightingKind,
     address_scope,
     scope_str,
 )
@@ -54,7 +55,6 @@ from shieldwall.treaty.events import (
     RaiseConcern,
     RevokeMember,
     Sighted,
-    SightingKind,
     Tick,
 )
 from shieldwall.treaty.evidence import (

@@ -8,32 +8,10 @@ revoked. Operator events carry an ``actor`` for the audit trail.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import TypeAlias
 
-from shieldwall.model import Address, Alert, Scope
+from shieldwall.model import Address, Alert, Scope, Sighting
 from shieldwall.treaty.policy import MemberInfo
-
-
-class SightingKind(StrEnum):
-    FAILURE = "failure"
-    """A hostile event (a failed login, a probe): what a rule recognises."""
-    SUCCESS = "success"
-    """A successful authentication: evidence of legitimacy (clause ``friendly-fire``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """A member's aggregate for one (source, rule, kind): ``count`` events in [first, last],
-    reported even below the rule's local threshold."""
-
-    source: Address
-    rule: str
-    kind: SightingKind
-    count: int
-    first: datetime
-    last: datetime
 
 
 @dataclass(frozen=True, slots=True)

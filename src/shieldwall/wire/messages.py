@@ -24,12 +24,13 @@ from shieldwall.model import (
     EventKind,
     LogEvent,
     Origin,
+    Sighting,
+    SightingKind,
     parse_address,
     parse_scope,
     scope_str,
 )
 from shieldwall.net import parse_net
-from shieldwall.treaty.events import Sighting, SightingKind
 
 MAX_EVIDENCE = 20
 MAX_EVIDENCE_CHARS = 1000

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+from datetime import datetime
 
 import nacl.exceptions
 import nacl.signing
@@ -67,3 +69,41 @@ def _unb64(text: str, what: str) -> bytes:
         return base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SignatureError("malformed", f"{what} is not valid base64") from exc
+
+
+# -- signed reads: what a member signs to read the council --------------------------
+
+
+def request_message(method: str, target: str, timestamp: str) -> bytes:
+    """What a member signs to read: ``METHOD\\nPATH?QUERY\\nTIMESTAMP``."""
+    return f"{method.upper()}\n{target}\n{timestamp}".encode()
+
+
+def sign_request(key_b64: str, method: str, target: str, now: datetime) -> dict[str, str]:
+    ts = f"{now.timestamp():.3f}"
+    sig = sign(signing_key(key_b64), request_message(method, target, ts))
+    return {"X-Shieldwall-Time": ts, "X-Shieldwall-Signature": sig}
+
+
+def verify_request(
+    public_key: str,
+    method: str,
+    target: str,
+    timestamp: str | None,
+    signature: str | None,
+    now: datetime,
+    window: float,
+) -> None:
+    """Raise SignatureError unless ``signature`` signs this read, made within ``window``
+    seconds of ``now``."""
+    if not timestamp or not signature:
+        raise SignatureError("unsigned", "X-Shieldwall-Time and X-Shieldwall-Signature needed")
+    try:
+        ts = float(timestamp)
+    except ValueError as exc:
+        raise SignatureError("malformed", "X-Shieldwall-Time is epoch seconds") from exc
+    if not math.isfinite(ts):  # nan would pass any window: a signature that never expires
+        raise SignatureError("malformed", "X-Shieldwall-Time is epoch seconds")
+    if abs(now.timestamp() - ts) > window:
+        raise SignatureError("stale", "request time too far from council time")
+    verify(verify_key(public_key), request_message(method, target, timestamp), signature)

@@ -73,8 +73,9 @@ import stat
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 
-from shieldwall.agent.sources.base import Batch, LineSplitter, Position
-from shieldwall.model import Counters, LineBlock
+from shieldwall.agent.sources.base import Batch, Position
+from shieldwall.lines import LineBlock, LineSplitter
+from shieldwall.model import Counters
 
 __all__ = ["HEAD_BYTES", "TAIL_BYTES", "Batch", "FileSource", "Position", "fingerprint"]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shieldwall.agent.sources.base import LineSplitter
+from shieldwall.lines import LineSplitter
 from shieldwall.model import Counters
 
 __all__ = ["JournalBatch", "JournalPosition", "JournalSource", "format_entry"]

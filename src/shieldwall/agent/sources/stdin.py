@@ -19,8 +19,9 @@ import threading
 from collections.abc import AsyncGenerator, Callable
 from typing import BinaryIO
 
-from shieldwall.agent.sources.base import EMPTY_FINGERPRINT, Batch, LineSplitter, Position
-from shieldwall.model import Counters, LineBlock
+from shieldwall.agent.sources.base import EMPTY_FINGERPRINT, Batch, Position
+from shieldwall.lines import LineBlock, LineSplitter
+from shieldwall.model import Counters
 
 __all__ = ["StdinSource"]
 

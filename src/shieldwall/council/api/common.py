@@ -12,12 +12,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shieldwall.council.auth import check_token, verify_request
+from shieldwall.council.auth import check_token
 from shieldwall.council.service import CouncilService, ReportOutcome
 from shieldwall.errors import SignatureError, WireError
 from shieldwall.model import Decision, Refusal, scope_str
 from shieldwall.treaty import Concern
 from shieldwall.wire.messages import decision_to_wire
+from shieldwall.wire.signing import verify_request
 
 MAX_BODY = 8 * 1024 * 1024
 

@@ -2,7 +2,8 @@
 files, with a real council on loopback, measuring end-to-end time to protection.
 
 :func:`run_live` starts a council and one agent per member as real processes
-(:class:`~shieldwall.demo.LocalAlliance`, ``log`` dry-run enforcers), then writes every event
+(:class:`~shieldwall.loopback.alliance.LocalAlliance`, ``log`` dry-run enforcers), then writes
+every event
 into its member's log at wall time ``(event time − start) / speed``: a failure as an sshd
 ``Failed password`` line, a success as ``Accepted password`` (the agents run ``sshd`` and
 ``sshd-success``). Afterwards the enforcers' records tell, per source, when every member was
@@ -22,8 +23,6 @@ the same events with the durations the live alliance actually had (floors includ
 from __future__ import annotations
 
 import bisect
-import copy
-import json
 import math
 import re
 import time
@@ -34,15 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
-
-from shieldwall.cli.table import table
-from shieldwall.demo import CouncilWatcher, LocalAlliance, Member
 from shieldwall.drill import run as run_drill
 from shieldwall.drill.io import FAIL, SUCCESS, DrillEvent
-from shieldwall.drill.replay import merge, reorder
 from shieldwall.drill.score import percentile
 from shieldwall.drill.strategies import DrillConfig
+from shieldwall.loopback.alliance import CouncilWatcher, LocalAlliance, Member
 
 __all__ = [
     "DEFAULT_MEMBERS_LIMIT",
@@ -51,9 +46,7 @@ __all__ = [
     "LiveTiming",
     "busiest",
     "line",
-    "live_command",
     "live_drill",
-    "render_live",
     "run_live",
 ]
 
@@ -164,8 +157,9 @@ class LiveTiming:
         }
         amounts = {k: v * s for k, v in run.items()}
         notes = [
-            f"{k} {_span(asked[k])} would be {_span(asked[k] / s)} of wall time at {_times(s)}; "
-            f"the live alliance runs {_span(v)} (= {_span(amounts[k])} of campaign time)"
+            f"{k} {fmt_span(asked[k])} would be {fmt_span(asked[k] / s)} of wall time at "
+            f"{fmt_speed(s)}; "
+            f"the live alliance runs {fmt_span(v)} (= {fmt_span(amounts[k])} of campaign time)"
             for k, v in run.items()
             if not math.isclose(amounts[k], asked[k], rel_tol=0.02)
         ]
@@ -183,7 +177,7 @@ class LiveTiming:
         }
 
 
-def _span(seconds: float) -> str:
+def fmt_span(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
@@ -392,7 +386,8 @@ def run_live(
         if say is not None:
             say(
                 f"  ready in {startup:.1f} s; replaying {len(events):,} events "
-                f"({_span(span)} of campaign) at {_times(speed)} (about {_span(span / speed)})"
+                f"({fmt_span(span)} of campaign) at {fmt_speed(speed)} "
+                f"(about {fmt_span(span / speed)})"
             )
         logs = {m: (a.log, a.name) for m, a in agents.items()}
         written, lags = _replay(events, logs, start, speed, say)
@@ -507,128 +502,5 @@ def live_drill(
 # -- output ----------------------------------------------------------------------------------
 
 
-def _times(speed: float) -> str:
+def fmt_speed(speed: float) -> str:
     return f"{speed:,.0f}×" if speed >= 10 else f"{speed:.3g}×"
-
-
-def _fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f} ms" if value < 10_000 else _span(value / 1000)
-
-
-def render_live(result: dict[str, Any]) -> str:
-    """The readable report of a live drill."""
-    live = result["live"]
-    sim = result["simulated"]["alliance"]
-    ov = result["overlap"]
-    st = live["settings"]
-    total = live.get("members_total", live["members"])
-    limit = live.get("members_limit")
-    who = (
-        f"the {live['members']} busiest of {total} members (--members-limit {limit})"
-        if total > live["members"]
-        else f"{live['members']} members"
-    )
-    dropped = live.get("events_total", live["events_written"]) - live["events_written"]
-    head = [
-        f"live drill: a council and one agent per member on 127.0.0.1 — {who}",
-        f"{live['events_written']:,} events written in {live['seconds']:.1f} s "
-        f"({_span(live['campaign_seconds'])} of campaign at {_times(live['speed'])})"
-        + (f"; {dropped:,} event(s) at other members not replayed" if dropped else ""),
-        f"agents: sshd maxretry {st['maxretry']} within {_span(st['wall']['findtime'])}, "
-        f"bans {_span(st['wall']['bantime'])}; council: alliance window "
-        f"{_span(st['wall']['window'])}, threshold {st['threshold']} (wall time)",
-        *(f"note: {n}" for n in st["notes"]),
-    ]
-    sim_wall = sim["time_to_protection_wall_ms"]
-    sim_ttp = sim["time_to_protection_ms"]
-    live_ttp = live["time_to_protection_ms"]
-    speed = _times(live["speed"])
-    rows = [
-        ["attempts written", f"{live['attempts_written']:,}", f"{sim['attempts']:,}"],
-        [
-            "landed after protection",
-            f"{live['landed_after_protection']:,}",
-            f"{sim['stopped']:,} stopped",
-        ],
-        ["sources decided", f"{live['sources_decided']:,}", f"{sim['sources_decided']:,}"],
-        ["protected everywhere", f"{live['sources_protected_everywhere']:,}", ""],
-        *(
-            [
-                f"ttp {q}",
-                _fmt_ms(live_ttp[q]),
-                f"{_fmt_ms(sim_wall[q])} ({_fmt_ms(sim_ttp[q])} of campaign ÷ {speed})"
-                if sim_ttp[q] is not None
-                else "-",
-            ]
-            for q in ("p50", "p99")
-        ),
-        ["false bans", f"{live['false_bans']:,}", f"{sim['false_bans']:,}"],
-    ]
-    body = table(rows, ["", "live", "simulated alliance"])
-    council = live["council_decision_ms"]
-    tail = [
-        f"time to protection: from a source's first attempt written anywhere to the first "
-        f"moment every member's enforcer blocks it; council decision p50 "
-        f"{_fmt_ms(council['p50'])}, p99 {_fmt_ms(council['p99'])}",
-        f"decided: {ov['both']:,} by both, {ov['live_only']:,} only live, "
-        f"{ov['simulated_only']:,} only simulated"
-        + (f" (only live: {', '.join(ov['live_only_sample'])})" if ov["live_only"] else "")
-        + (
-            f" (only simulated: {', '.join(ov['simulated_only_sample'])})"
-            if ov["simulated_only"]
-            else ""
-        ),
-        f"writer lag p99 {live['writer_lag_ms']['p99']} ms, max {live['writer_lag_ms']['max']} "
-        f"ms; start-up {live['startup_seconds']:.1f} s",
-    ]
-    return "\n".join([*head, body, *tail])
-
-
-def live_command(
-    readers: Sequence[Any],
-    slack: float,
-    config: DrillConfig,
-    speed: float | None,
-    members_limit: int,
-    as_json: bool,
-) -> None:
-    """``shieldwall drill run FILE… --live``: read, replay live, print. ``readers`` are
-    re-iterable streams of events in time order with ``path``, ``fmt``, ``rows`` and
-    ``skipped`` (:class:`~shieldwall.drill.io.Reader` and the like)."""
-
-    passes = 0
-
-    def make_events() -> Iterable[DrillEvent]:
-        nonlocal passes
-        passes += 1
-        # read twice (counting members, then replaying): the first pass reads copies, so
-        # that ``readers`` count the rows of one pass
-        rs = readers if passes > 1 else [copy.copy(r) for r in readers]
-        streams = [reorder(r, slack) for r in rs]
-        return streams[0] if len(streams) == 1 else merge(*streams)
-
-    def say(text: str) -> None:
-        click.echo(text, err=True)
-
-    started = time.monotonic()
-    try:
-        result = live_drill(
-            make_events,
-            config,
-            speed=speed,
-            members_limit=members_limit,
-            say=None if as_json else say,
-        )
-    except (RuntimeError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    result["seconds"] = round(time.monotonic() - started, 3)
-    result["inputs"] = [
-        {"path": str(r.path), "format": r.fmt, "rows": r.rows, "skipped": r.skipped}
-        for r in readers
-    ]
-    if as_json:
-        click.echo(json.dumps(result, sort_keys=True))
-    else:
-        click.echo(render_live(result))

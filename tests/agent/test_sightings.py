@@ -13,12 +13,12 @@ import pytest
 from shieldwall.agent import state as agent_state
 from shieldwall.agent.recent import RecentIndex
 from shieldwall.agent.run import sightings_of
-from shieldwall.agent.state import AgentState
+from shieldwall.agent.state import AgentState, SightingRow
 from shieldwall.detect import Detector, builtin_rule
 from shieldwall.loopback.alliance import failed_password, syslog_line
 from shieldwall.model import Hit, parse_address
 from shieldwall.treaty.protect import Protected
-from shieldwall.wire.messages import WireAlert, WireAnswer, WireSighting
+from shieldwall.wire.messages import WireAlert, WireAnswer
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -37,10 +37,11 @@ def test_hits_are_counted_per_source_and_rule_and_protected_sources_left_out() -
         hit("203.0.113.2", 20),
     ]
     out = sightings_of(hits, "failure", Protected.build(), recent)
-    got = {(s.source, s.rule): (s.count, s.first, s.last, s.kind) for s in out}
-    t10, t20, t30 = (NOW + timedelta(seconds=n) for n in (10, 20, 30))
+    got = {(s.source, s.rule): (s.hits, s.first, s.last, s.kind) for s in out}
+    now = NOW.timestamp()
+    t10, t20, t30 = (now + n for n in (10, 20, 30))
     assert got == {
-        ("203.0.113.1", "sshd"): (2, NOW, t30, "failure"),
+        ("203.0.113.1", "sshd"): (2, now, t30, "failure"),
         ("203.0.113.1", "ssh-bf"): (1, t10, t10, "failure"),
         ("203.0.113.2", "sshd"): (1, t20, t20, "failure"),
     }
@@ -48,7 +49,7 @@ def test_hits_are_counted_per_source_and_rule_and_protected_sources_left_out() -
     assert recent.answer(parse_address("10.0.0.1"), 3600, NOW) == (0, 0)
     login = hit("203.0.113.1", 40, "sshd-success")
     logins = sightings_of([login], "success", Protected.build(), recent)
-    assert [(s.kind, s.count) for s in logins] == [("success", 1)]
+    assert [(s.kind, s.hits) for s in logins] == [("success", 1)]
     assert recent.answer(parse_address("203.0.113.1"), 3600, NOW) == (3, 1)
 
 
@@ -68,12 +69,12 @@ def test_the_recent_index_is_bounded_and_honours_the_lookback() -> None:
     assert recent.answer(a, 3600, NOW + timedelta(hours=3)) == (1, 0)
 
 
-def _sighting(source: str, count: int, at: datetime, kind: str = "failure") -> WireSighting:
-    return WireSighting(source=source, rule="sshd", kind=kind, count=count, first=at, last=at)  # type: ignore[arg-type]
+def _sighting(source: str, count: int, at: datetime, kind: str = "failure") -> SightingRow:
+    return SightingRow(source, "sshd", kind, count, at.timestamp(), at.timestamp())
 
 
 def _commit(
-    st: AgentState, sightings: list[WireSighting], alerts: list[WireAlert] | None = None
+    st: AgentState, sightings: list[SightingRow], alerts: list[WireAlert] | None = None
 ) -> None:
     st.commit_batch(
         path="log",
@@ -167,4 +168,4 @@ def test_a_success_rules_hits_become_success_sightings() -> None:
     found = Detector([rule], max_tracked=1).feed_many(lines, NOW)
     assert len(found.hits) == 20
     out = sightings_of(found.hits, "success", Protected.build(), RecentIndex())
-    assert [(s.source, s.kind, s.count) for s in out] == [("203.0.113.5", "success", 20)]
+    assert [(s.source, s.kind, s.hits) for s in out] == [("203.0.113.5", "success", 20)]

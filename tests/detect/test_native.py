@@ -245,6 +245,7 @@ op = st.one_of(
     ),
     st.tuples(st.just("prune"), st.integers(0, 800)),
     st.tuples(st.just("touched")),
+    st.tuples(st.just("take_rows")),
     st.tuples(
         st.just("restore"),
         st.sampled_from(["r", "s"]),
@@ -268,6 +269,8 @@ def _window_run(buckets: BucketSet, ops: list[tuple[Any, ...]]) -> list[object]:
             keys = buckets.touched()
             out.append(sorted(map(repr, keys)))
             out.append(sorted(map(repr, buckets.export(sorted(keys, key=repr)))))
+        elif step[0] == "take_rows":  # one C call on the native path: the same rows
+            out.append(sorted(map(repr, buckets.take_rows())))
         else:
             _, rule, who, times = step
             row = BucketRow(

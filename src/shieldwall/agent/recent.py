@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shieldwall.model import Address
+from shieldwall.model import Address, Scope, address_scope
 
 
 @dataclass(slots=True)
@@ -32,13 +32,18 @@ class RecentIndex:
             raise ValueError("max_sources must be at least 1")
         self.max_sources = max_sources
         self.window = timedelta(seconds=window)
-        self._seen: OrderedDict[Address, Seen] = OrderedDict()
+        self._seen: OrderedDict[Scope, Seen] = OrderedDict()
+        """Keyed by the address's scope (an int: hashed in C)."""
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def add(self, source: Address, at: datetime, failures: int = 0, successes: int = 0) -> None:
+    def add(
+        self, source: Address | Scope, at: datetime, failures: int = 0, successes: int = 0
+    ) -> None:
+        if not isinstance(source, int):
+            source = address_scope(source)
         seen = self._seen.get(source)
         if seen is None:
             while len(self._seen) >= self.max_sources:
@@ -55,9 +60,9 @@ class RecentIndex:
         seen.first = at if seen.first is None or at < seen.first else seen.first
         seen.last = at if seen.last is None or at > seen.last else seen.last
 
-    def answer(self, source: Address, lookback: float, now: datetime) -> tuple[int, int]:
+    def answer(self, source: Address | Scope, lookback: float, now: datetime) -> tuple[int, int]:
         """``(failures, successes)`` seen from ``source``, if seen within ``lookback``."""
-        seen = self._seen.get(source)
+        seen = self._seen.get(source if isinstance(source, int) else address_scope(source))
         if seen is None or seen.last is None or seen.last < now - timedelta(seconds=lookback):
             return 0, 0
         return seen.failures, seen.successes

@@ -30,7 +30,7 @@ from shieldwall.agent.sources.base import Batch
 from shieldwall.agent.sources.file import FileSource, Position
 from shieldwall.agent.sources.journald import JournalBatch, JournalPosition, JournalSource
 from shieldwall.agent.sources.stdin import StdinSource
-from shieldwall.agent.state import AgentState
+from shieldwall.agent.state import AgentState, SightingRow
 from shieldwall.blocklist import BlockList
 from shieldwall.clock import Clock, SystemClock
 from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
@@ -43,7 +43,6 @@ from shieldwall.enforce.base import Enforcer
 from shieldwall.enforce.log import LogEnforcer
 from shieldwall.errors import ConfigError, CouncilError, InvalidScope, ShieldwallError
 from shieldwall.model import (
-    Address,
     Alert,
     EventKind,
     Hit,
@@ -57,7 +56,6 @@ from shieldwall.wire import signing
 from shieldwall.wire.messages import (
     WireAnswer,
     WireConsult,
-    WireSighting,
     alert_to_wire,
 )
 
@@ -111,37 +109,23 @@ def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
 
 def sightings_of(
     found: Iterable[Hit] | Tally, kind: str, protected: Protected, recent: RecentIndex
-) -> list[WireSighting]:
+) -> list[SightingRow]:
     """Hits counted per (source, rule) — given as hits or as a detector's tally — one
     sighting each, with the first and last time. Protected sources are left out (the
     council would not track them); every counted hit also goes into ``recent`` (the
     consultation index)."""
     tally = found if isinstance(found, dict) else tally_of(found)
-    skip: dict[Address, bool] = {}
-    out: list[WireSighting] = []
+    out: list[SightingRow] = []
     success = kind == "success"
+    kind = "success" if success else "failure"
     for entry in tally.values():
-        rule, source = entry.rule, entry.source
-        protected_source = skip.get(source)
-        if protected_source is None:
-            protected_source = protected.reason_for(address_scope(source)) is not None
-            skip[source] = protected_source
-        if protected_source:
+        scope = address_scope(entry.source)
+        if protected.reason_for(scope) is not None:  # remembered per address
             continue
         n = entry.count
-        first = datetime.fromtimestamp(entry.first, UTC)
         last = datetime.fromtimestamp(entry.last, UTC)
-        recent.add(source, last, failures=0 if success else n, successes=n if success else 0)
-        out.append(
-            WireSighting(
-                source=str(source),
-                rule=rule,
-                kind="success" if success else "failure",
-                count=n,
-                first=first,
-                last=last,
-            )
-        )
+        recent.add(scope, last, failures=0 if success else n, successes=n if success else 0)
+        out.append(SightingRow(scope.text(), entry.rule, kind, n, entry.first, entry.last))
     return out
 
 
@@ -289,7 +273,7 @@ class Agent:
             for rule, source, data in self.state.buckets()
             if rule in rule_names
         )
-        detector.touched()  # start tracking changes from here
+        detector.take_rows()  # start tracking changes from here
         key = watch.key
         saved = self.state.position(key) if watch.kind != "stdin" else None
         pruned = self.clock.now()
@@ -315,6 +299,7 @@ class Agent:
                         continue
                     await handle(batch)
                     last = batch.position
+                    await asyncio.sleep(0)  # a flood must not starve delivery and the stream
             finally:
                 source.close()
         elif watch.kind == "journal":
@@ -327,11 +312,13 @@ class Agent:
             async with contextlib.aclosing(journal.batches(self.config.poll_interval)) as jb:
                 async for jbatch in jb:
                     await handle(jbatch)
+                    await asyncio.sleep(0)
         else:
             stdin = StdinSource(sys.stdin.buffer)
             async with contextlib.aclosing(stdin.batches()) as sb:
                 async for sbatch in sb:
                     await handle(sbatch)
+                    await asyncio.sleep(0)
             log.info("stdin.ended lines=%d", stdin.counters.get("lines"))
             await asyncio.Event().wait()  # input ended; keep following the council
 
@@ -381,9 +368,7 @@ class Agent:
         self.state.commit_batch(
             path=path,
             position=batch.position.to_dict(),
-            buckets=[
-                (row.rule, row.source, row.to_data()) for row in detector.export(detector.touched())
-            ],
+            buckets=detector.take_rows(),
             counters=counters,
             local_bans=bans,
             report_id=report_id,
@@ -392,9 +377,12 @@ class Agent:
             sightings=sightings,
         )
         if bans:
-            for scope, expires in bans.items():
+            for i, (scope, expires) in enumerate(bans.items()):
                 self.blocks.ban(scope, expires.timestamp())
-                log.info("ban.local scope=%s until=%s", scope_str(scope), expires.isoformat())
+                if i < LOG_EACH:
+                    log.info("ban.local scope=%s until=%s", scope_str(scope), expires.isoformat())
+            if len(bans) > LOG_EACH:
+                log.info("ban.local more=%d", len(bans) - LOG_EACH)
             await self._enforce()
         if reportable:
             self._wake_outbox.set()

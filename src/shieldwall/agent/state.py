@@ -5,14 +5,21 @@ written in one transaction: a batch's read position, its bucket changes, its cou
 local bans and its outgoing report commit together or not at all (guarantee 2: no line lost
 or counted twice). The outbox keeps reports until the council has them (guarantee 3).
 
+A batch costs what it changed, not what is held: the buckets it touched and its sightings
+are each written as **one row** (a journal entry, encoded with msgspec), over a snapshot of
+everything held; once a journal outgrows its snapshot the two are folded into a new snapshot
+(amortised O(1) a change). Loading replays the journal over the snapshot. (Measured with
+py-spy on an sshd flood of 20,000 sources: a row per bucket and per sighting was 80 % of the
+agent's CPU.)
+
 Sightings (per (source, rule, kind) counts, even below a rule's threshold) are committed with
-their batch into ``sightings_pending``, merged per key. A batch that raised alerts takes the
-pending sightings into its report; otherwise :meth:`AgentState.flush_sightings` turns them
-into a report of their own once the oldest has waited ``delay`` seconds, so a burst of lines
-read in several batches still makes one report. Everything is bounded: at most
-``MAX_PENDING`` pending keys, ``MAX_REPORT_SIGHTINGS`` sightings per report, and
-``MAX_SIGHTING_REPORTS`` undelivered reports without alerts (the oldest is dropped and
-counted in ``sightings.dropped``: stale sightings are worth little, alerts are never dropped).
+their batch, and merged per key in memory. A batch that raised alerts takes the pending
+sightings into its report; otherwise :meth:`AgentState.flush_sightings` turns them into a
+report of their own once the oldest has waited ``delay`` seconds, so a burst of lines read in
+several batches still makes one report. Everything is bounded: at most ``MAX_PENDING``
+pending keys, ``MAX_REPORT_SIGHTINGS`` sightings per report, and ``MAX_SIGHTING_REPORTS``
+undelivered reports without alerts (the oldest is dropped and counted in
+``sightings.dropped``: stale sightings are worth little, alerts are never dropped).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -42,25 +49,12 @@ from shieldwall.wire.messages import (
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (path TEXT PRIMARY KEY, position TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS buckets (
-    rule TEXT NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (rule, source)
-);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     report_id TEXT NOT NULL UNIQUE,
     alerts BLOB NOT NULL,
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS sightings_pending (
-    source TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    first REAL NOT NULL,
-    last REAL NOT NULL,
-    added REAL NOT NULL,
-    PRIMARY KEY (source, rule, kind)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS local_bans (scope TEXT PRIMARY KEY, expires REAL NOT NULL);
@@ -69,7 +63,23 @@ CREATE TABLE IF NOT EXISTS view_snapshot (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS view_journal (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (
+    name TEXT PRIMARY KEY, entries INTEGER NOT NULL, data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    entries INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_name ON journal (name, id);
 """
+BUCKETS, SIGHTINGS = "buckets", "sightings"
+COMPACT_MIN = 200_000
+COMPACT_FACTOR = 4
+"""A journal is folded into a new snapshot once it holds more than ``COMPACT_MIN`` entries and
+``COMPACT_FACTOR`` times the snapshot's: a change is rewritten at most about once more, and a
+start replays at most that much."""
 
 _OUTBOX_COLUMNS = {
     "sightings": "ALTER TABLE outbox ADD COLUMN sightings BLOB NOT NULL DEFAULT '[]'",
@@ -88,6 +98,23 @@ _alerts_decoder = msgspec.json.Decoder(list[WireAlert])
 _sightings_decoder = msgspec.json.Decoder(list[WireSighting])
 _answers_decoder = msgspec.json.Decoder(list[WireAnswer])
 _decision_decoder = msgspec.json.Decoder(WireDecision)
+_entries_decoder = msgspec.json.Decoder(list[list[Any]])
+
+
+class SightingRow(NamedTuple):
+    """A batch's count for one (source, rule, kind): what becomes a report's sighting
+    (times in epoch seconds)."""
+
+    source: str
+    rule: str
+    kind: str
+    hits: int
+    first: float
+    last: float
+
+
+Pending = dict[tuple[str, str, str], list[Any]]
+"""(source, rule, kind) → [count, first, last, added] (times in epoch seconds)."""
 _claims_decoder = msgspec.json.Decoder(list[tuple[str, str, float]])
 
 
@@ -113,7 +140,10 @@ class AgentState:
         self.path = str(Path(state_dir) / "agent.db")
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # NORMAL: in WAL mode a commit survives the process's death (kill -9: guarantee 2);
+        # only a power loss may roll back the last ones (the lines are then read again). FULL
+        # fsyncs every batch: a fifth of the agent's CPU under a flood.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
@@ -121,6 +151,33 @@ class AgentState:
             if name not in columns:
                 self._db.execute(ddl)
         self._migrate_view()
+        self._migrate_rows()
+        self._pending: Pending = {}
+        self._undo: list[tuple[tuple[str, str, str], list[Any] | None]] = []
+        """What the batch being committed merged into ``_pending``, to undo on a rollback."""
+        for source, rule, kind, count, first, last, added in self._load(SIGHTINGS):
+            self._merge(self._pending, (source, rule, kind), count, first, last, added)
+
+    def _migrate_rows(self) -> None:
+        """An older agent.db kept a row per bucket and per pending sighting: snapshots."""
+        db = self._db
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "buckets" not in tables and "sightings_pending" not in tables:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if "buckets" in tables:
+                rows = [[r, s, json.loads(d)] for r, s, d in db.execute("SELECT * FROM buckets")]
+                self._write_snapshot_of(BUCKETS, rows)
+                db.execute("DROP TABLE buckets")
+            if "sightings_pending" in tables:
+                rows = [list(r) for r in db.execute("SELECT * FROM sightings_pending")]
+                self._write_snapshot_of(SIGHTINGS, rows)
+                db.execute("DROP TABLE sightings_pending")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _migrate_view(self) -> None:
         """An older agent.db kept the view one JSON decision per row: make it a snapshot."""
@@ -154,46 +211,111 @@ class AgentState:
         return None if row is None else dict(json.loads(row[0]))
 
     def buckets(self) -> list[tuple[str, str, Any]]:
-        return [(r, s, json.loads(d)) for r, s, d in self._db.execute("SELECT * FROM buckets")]
+        """Every bucket held (rule, source, its data): the snapshot with the journal over it."""
+        return [(rule, source, data) for rule, source, data in self._load(BUCKETS)]
+
+    # -- snapshots and journals (buckets, pending sightings) -------------------------
+
+    def _load(self, name: str) -> list[list[Any]]:
+        """The entries of ``name`` as of now. Buckets: [rule, source, data] (a null data in
+        the journal deletes); sightings: [source, rule, kind, count, first, last, added]
+        (merged per key by the caller)."""
+        db = self._db
+        row = db.execute("SELECT data FROM snapshots WHERE name = ?", (name,)).fetchone()
+        entries = [] if row is None else _entries_decoder.decode(row[0])
+        journal = [
+            _entries_decoder.decode(data)
+            for (data,) in db.execute(
+                "SELECT data FROM journal WHERE name = ? ORDER BY id", (name,)
+            )
+        ]
+        if name != BUCKETS:
+            return entries + [e for part in journal for e in part]
+        held = {(r, s): d for r, s, d in entries}
+        for part in journal:
+            for r, s, d in part:
+                if d is None:
+                    held.pop((r, s), None)
+                else:
+                    held[(r, s)] = d
+        return [[r, s, d] for (r, s), d in held.items()]
+
+    def _write_snapshot_of(self, name: str, entries: list[list[Any]]) -> None:
+        """Replace ``name``'s snapshot and clear its journal (inside the caller's
+        transaction)."""
+        db = self._db
+        db.execute(
+            "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
+            (name, len(entries), msgspec.json.encode(entries)),
+        )
+        db.execute("DELETE FROM journal WHERE name = ?", (name,))
+
+    def _append(self, name: str, entries: list[list[Any]]) -> None:
+        """One journal row for ``entries``; folded into a new snapshot once the journal
+        outgrows it (inside the caller's transaction)."""
+        if not entries:
+            return
+        db = self._db
+        db.execute(
+            "INSERT INTO journal (name, entries, data) VALUES (?, ?, ?)",
+            (name, len(entries), msgspec.json.encode(entries)),
+        )
+        held = db.execute("SELECT entries FROM snapshots WHERE name = ?", (name,)).fetchone()
+        behind = db.execute(
+            "SELECT COALESCE(SUM(entries), 0) FROM journal WHERE name = ?", (name,)
+        ).fetchone()[0]
+        if behind > max(COMPACT_MIN, COMPACT_FACTOR * (held[0] if held else 0)):
+            self._write_snapshot_of(name, self._load(name))
+
+    @staticmethod
+    def _merge(
+        pending: Pending,
+        key: tuple[str, str, str],
+        count: int,
+        first: float,
+        last: float,
+        added: float,
+    ) -> None:
+        held = pending.get(key)
+        if held is None:
+            pending[key] = [count, first, last, added]
+        else:
+            held[0] += count
+            held[1] = min(held[1], first)
+            held[2] = max(held[2], last)
 
     def commit_batch(
         self,
         *,
         path: str,
         position: Mapping[str, Any],
-        buckets: Iterable[tuple[str, str, Any | None]],
+        buckets: Iterable[Sequence[Any]],
         counters: Mapping[str, int],
         local_bans: Mapping[Scope, datetime],
         report_id: str | None,
         alerts: list[WireAlert],
         now: datetime,
-        sightings: Iterable[WireSighting] = (),
+        sightings: Iterable[SightingRow] = (),
     ) -> None:
-        """One transaction: a batch's position, bucket rows (None deletes), counters, bans,
+        """One transaction: a batch's position, bucket rows (``[rule, source, data]``; a
+        None data deletes), counters, bans,
         its sightings (pending), and its report if it raised alerts (with the pending
         sightings)."""
         db = self._db
+        self._undo = []
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute(
                 "INSERT OR REPLACE INTO positions VALUES (?, ?)", (path, json.dumps(position))
             )
-            for rule, source, data in buckets:
-                if data is None:
-                    db.execute("DELETE FROM buckets WHERE rule = ? AND source = ?", (rule, source))
-                else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
-                        (rule, source, json.dumps(data)),
-                    )
+            self._append(BUCKETS, [list(row) for row in buckets])
             dropped = self._add_pending(sightings, now)
             self._bump({**counters, "sightings.dropped": dropped})
-            for scope, expires in local_bans.items():
-                db.execute(
-                    "INSERT INTO local_bans VALUES (?, ?) ON CONFLICT(scope) DO UPDATE "
-                    "SET expires = MAX(expires, excluded.expires)",
-                    (scope_str(scope), expires.timestamp()),
-                )
+            db.executemany(
+                "INSERT INTO local_bans VALUES (?, ?) ON CONFLICT(scope) DO UPDATE "
+                "SET expires = MAX(expires, excluded.expires)",
+                [(scope_str(scope), expires.timestamp()) for scope, expires in local_bans.items()],
+            )
             if report_id is not None and alerts:
                 db.execute(
                     "INSERT INTO outbox (report_id, alerts, sightings, created) "
@@ -208,77 +330,80 @@ class AgentState:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            for key, held in reversed(self._undo):  # what this batch merged in memory goes
+                if held is None:
+                    self._pending.pop(key, None)
+                else:
+                    self._pending[key] = held
             raise
 
     # -- sightings -----------------------------------------------------------------
 
-    def _add_pending(self, sightings: Iterable[WireSighting], now: datetime) -> int:
-        """Merge sightings into the pending ones; returns how many new keys did not fit."""
-        db = self._db
-        size: int | None = None
+    def _add_pending(self, sightings: Iterable[SightingRow], now: datetime) -> int:
+        """Merge sightings into the pending ones (and journal them: one row); returns how
+        many new keys did not fit."""
+        pending = self._pending
+        undo = self._undo
         dropped = 0
-        for s in sightings:
-            cur = db.execute(
-                "UPDATE sightings_pending SET count = count + ?, first = MIN(first, ?), "
-                "last = MAX(last, ?) WHERE source = ? AND rule = ? AND kind = ?",
-                (s.count, s.first.timestamp(), s.last.timestamp(), s.source, s.rule, s.kind),
-            )
-            if cur.rowcount:
-                continue
-            if size is None:
-                size = int(db.execute("SELECT COUNT(*) FROM sightings_pending").fetchone()[0])
-            if size >= MAX_PENDING:
-                dropped += 1
-                continue
-            db.execute(
-                "INSERT INTO sightings_pending VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    s.source,
-                    s.rule,
-                    s.kind,
-                    s.count,
-                    s.first.timestamp(),
-                    s.last.timestamp(),
-                    now.timestamp(),
-                ),
-            )
-            size += 1
+        taken: list[list[Any]] = []
+        at = now.timestamp()
+        for source, rule, kind, count, first, last in sightings:
+            key = (source, rule, kind)
+            held = pending.get(key)
+            if held is None:
+                if len(pending) >= MAX_PENDING:
+                    dropped += 1
+                    continue
+                undo.append((key, None))
+                pending[key] = [count, first, last, at]
+            else:
+                undo.append((key, list(held)))
+                held[0] += count
+                if first < held[1]:
+                    held[1] = first
+                if last > held[2]:
+                    held[2] = last
+            taken.append([source, rule, kind, count, first, last, at])
+        self._append(SIGHTINGS, taken)
         return dropped
 
     def _take_pending(self) -> list[WireSighting]:
         """Remove and return up to MAX_REPORT_SIGHTINGS pending sightings, most counted first
-        (inside the caller's transaction)."""
-        rows = self._db.execute(
-            "SELECT rowid, source, rule, kind, count, first, last FROM sightings_pending "
-            "ORDER BY count DESC, added LIMIT ?",
-            (MAX_REPORT_SIGHTINGS,),
-        ).fetchall()
-        self._db.executemany(
-            "DELETE FROM sightings_pending WHERE rowid = ?", [(r[0],) for r in rows]
-        )
-        return [
-            WireSighting(
-                source=r[1],
-                rule=r[2],
-                kind="success" if r[3] == "success" else "failure",
-                count=int(r[4]),
-                first=datetime.fromtimestamp(r[5], UTC),
-                last=datetime.fromtimestamp(r[6], UTC),
+        (inside the caller's transaction: what is left becomes the sightings' snapshot)."""
+        pending = self._pending
+        if not pending:
+            return []
+        order = sorted(pending, key=lambda k: (-pending[k][0], pending[k][3]))
+        chosen, rest = order[:MAX_REPORT_SIGHTINGS], order[MAX_REPORT_SIGHTINGS:]
+        out = []
+        for key in chosen:
+            count, first, last, _ = pending.pop(key)
+            source, rule, kind = key
+            out.append(
+                WireSighting(
+                    source=source,
+                    rule=rule,
+                    kind="success" if kind == "success" else "failure",
+                    count=int(count),
+                    first=datetime.fromtimestamp(first, UTC),
+                    last=datetime.fromtimestamp(last, UTC),
+                )
             )
-            for r in rows
-        ]
+        self._write_snapshot_of(SIGHTINGS, [[*k, *pending[k]] for k in rest])
+        return out
 
     def pending_sightings(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM sightings_pending").fetchone()[0])
+        return len(self._pending)
 
     def flush_sightings(self, report_id: str, now: datetime, delay: float) -> bool:
         """Turn the pending sightings into a report of their own once the oldest has waited
         ``delay`` seconds (a batch with alerts takes them sooner). True if a report was
         made."""
         db = self._db
-        row = db.execute("SELECT MIN(added) FROM sightings_pending").fetchone()
-        if row[0] is None or row[0] > now.timestamp() - delay:
+        pending = self._pending
+        if not pending or min(v[3] for v in pending.values()) > now.timestamp() - delay:
             return False
+        before = {k: list(v) for k, v in pending.items()}
         db.execute("BEGIN IMMEDIATE")
         try:
             taken = self._take_pending()
@@ -292,6 +417,7 @@ class AgentState:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._pending = before
             raise
         return bool(taken)
 
@@ -317,13 +443,11 @@ class AgentState:
         )
 
     def _bump(self, counters: Mapping[str, int]) -> None:
-        for name, n in counters.items():
-            if n:
-                self._db.execute(
-                    "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) "
-                    "DO UPDATE SET value = value + excluded.value",
-                    (name, n),
-                )
+        self._db.executemany(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) "
+            "DO UPDATE SET value = value + excluded.value",
+            [(name, n) for name, n in counters.items() if n],
+        )
 
     def bump(self, counters: Mapping[str, int]) -> None:
         self._bump(counters)

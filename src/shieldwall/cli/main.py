@@ -595,8 +595,6 @@ def demo(n_members: int, as_json: bool, keep: bool) -> None:
         sys.exit(1)
 
 
-
-
 def main() -> None:
     cli(prog_name="shieldwall")
 

@@ -544,6 +544,71 @@ static PyObject *windows_py_touched(Windows *w, PyObject *Py_UNUSED(ignored)) {
     return out;
 }
 
+/* [rule, source as text, {"timestamps": [...], "evidence": [...]} or None (gone)]: one
+ * changed bucket as the agent's state stores it (an IPv4 source's text made here) */
+static PyObject *windows_row(Windows *w, const Key *k, PyObject *source) {
+    PyObject *text;
+    if (k->ver == 4) {
+        char buf[16];
+        uint32_t v = (uint32_t)k->lo;
+        int n = snprintf(buf, sizeof buf, "%u.%u.%u.%u", v >> 24, (v >> 16) & 255u,
+                         (v >> 8) & 255u, v & 255u);
+        text = PyUnicode_FromStringAndSize(buf, n);
+    } else {
+        text = PyObject_Str(source);
+    }
+    if (text == NULL) return NULL;
+    int32_t s = index_find(&w->index, w->keys, k);
+    PyObject *data;
+    if (s < 0) {
+        data = Py_None;
+        Py_INCREF(data);
+    } else {
+        int32_t n = w->count[s];
+        PyObject *t = PyList_New(n), *l = PyList_New(n);
+        if (t == NULL || l == NULL) { Py_XDECREF(t); Py_XDECREF(l); Py_DECREF(text); return NULL; }
+        for (int32_t i = 0; i < n; i++) {
+            PyObject *f = PyFloat_FromDouble(w->times[(size_t)s * w->maxretry + i]);
+            if (f == NULL) { Py_DECREF(t); Py_DECREF(l); Py_DECREF(text); return NULL; }
+            PyList_SET_ITEM(t, i, f);
+            PyObject *line = w->lines[(size_t)s * w->maxretry + i];
+            Py_INCREF(line);
+            PyList_SET_ITEM(l, i, line);
+        }
+        data = Py_BuildValue("{sNsN}", "timestamps", t, "evidence", l);
+        if (data == NULL) { Py_DECREF(text); return NULL; }
+    }
+    return Py_BuildValue("[ONN]", k->rule, text, data);
+}
+
+static int append_row(PyObject *out, Windows *w, const Key *k, PyObject *source) {
+    PyObject *row = windows_row(w, k, source);
+    if (row == NULL) return -1;
+    int rc = PyList_Append(out, row);
+    Py_DECREF(row);
+    return rc;
+}
+
+/* take_rows() -> [[rule, source text, data or None], ...]: the buckets touched() would
+ * name, each as the agent's state stores it (one call for the whole batch) */
+static PyObject *windows_py_take_rows(Windows *w, PyObject *Py_UNUSED(ignored)) {
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    if (!w->tracking) {
+        touched_clear(w);
+        w->tracking = 1;
+        for (int32_t s = w->head; s >= 0; s = w->next[s]) {
+            if (append_row(out, w, &w->keys[s], w->sources[s]) < 0) { Py_DECREF(out); return NULL; }
+        }
+        return out;
+    }
+    for (Py_ssize_t i = 0; i < w->tlen; i++) {
+        if (append_row(out, w, &w->tkeys[i], w->tsources[i]) < 0) { Py_DECREF(out); return NULL; }
+    }
+    touched_clear(w);
+    return out;
+}
+
 /* take_counts() -> (evicted, touched_overflow) since the last call */
 static PyObject *windows_py_take_counts(Windows *w, PyObject *Py_UNUSED(ignored)) {
     PyObject *r = Py_BuildValue("(nn)", w->evicted, w->touched_overflow);
@@ -560,6 +625,7 @@ static PyMethodDef windows_methods[] = {
     {"drop", (PyCFunction)(void (*)(void))windows_py_drop, METH_FASTCALL, NULL},
     {"prune", (PyCFunction)windows_py_prune, METH_O, NULL},
     {"touched", (PyCFunction)windows_py_touched, METH_NOARGS, NULL},
+    {"take_rows", (PyCFunction)windows_py_take_rows, METH_NOARGS, NULL},
     {"take_counts", (PyCFunction)windows_py_take_counts, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeGuard
 from shieldwall.detect import native as c_path
 from shieldwall.errors import InvalidScope
 from shieldwall.model import Address, Alert, Counters, parse_address
+from shieldwall.net import host
 
 if TYPE_CHECKING:
     from shieldwall.detect.rule import Rule
@@ -562,6 +563,17 @@ class BucketSet:
         touched, self._touched = self._touched, {}
         return {(key[0], source) for key, source in touched.items()}
 
+    def take_rows(self) -> list[list[Any]]:
+        """What :meth:`touched` names, exported at once: ``[rule, source text, data]`` each
+        (``data`` as :meth:`BucketRow.to_data` gives it, None for a bucket that is gone) —
+        in one C call for a native set, so a batch that touched thousands of buckets costs
+        no Python loop over them."""
+        if self._native is not None:
+            rows: list[list[Any]] = self._native.take_rows()
+            self.sync()
+            return rows
+        return [[row.rule, row.source, row.to_data()] for row in self.export(self.touched())]
+
     def export(self, keys: Iterable[BucketKey]) -> list[BucketRow]:
         """Rows for ``keys``; a key without a bucket or blackhole gives an :attr:`empty
         <BucketRow.empty>` row (deleted)."""
@@ -572,7 +584,9 @@ class BucketSet:
                 held_hits = self._native.get(rule, source)
                 times, lines = held_hits if held_hits is not None else ([], [])
                 rows.append(
-                    BucketRow(rule=rule, source=str(source), timestamps=times, evidence=lines)
+                    BucketRow(
+                        rule=rule, source=host(source).text(), timestamps=times, evidence=lines
+                    )
                 )
                 continue
             key = _ikey(rule, source)
@@ -582,7 +596,7 @@ class BucketSet:
             rows.append(
                 BucketRow(
                     rule=rule,
-                    source=str(source),
+                    source=host(source).text(),
                     timestamps=[epoch for epoch, _ in hits],
                     evidence=[line for _, line in hits],
                     level=bucket.level if bucket is not None and leaky else None,

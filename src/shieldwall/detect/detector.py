@@ -705,6 +705,14 @@ class Detector:
             keys |= unit.buckets.touched()
         return keys
 
+    def take_rows(self) -> list[list[Any]]:
+        """The buckets changed since the last call, as ``[rule, source text, data or None]``
+        (:meth:`BucketSet.take_rows`), over all rules: what the agent commits with a batch."""
+        rows: list[list[Any]] = []
+        for unit in self._units:
+            rows += unit.buckets.take_rows()
+        return rows
+
     def export(self, keys: Iterable[BucketKey]) -> list[BucketRow]:
         """Rows for ``keys`` (see ``BucketSet.export``); keys of unknown rules are skipped."""
         rows: list[BucketRow] = []

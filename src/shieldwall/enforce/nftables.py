@@ -62,7 +62,7 @@ from shieldwall.blocklist import Diff
 from shieldwall.enforce._libnftables import Backend, Nft, NftResult, NftUnavailable
 from shieldwall.errors import EnforcerError
 from shieldwall.model import Counters, Scope, parse_scope
-from shieldwall.net import summarize
+from shieldwall.net import V6, summarize
 
 log = logging.getLogger("shieldwall.enforce.nftables")
 
@@ -301,37 +301,51 @@ def plan_batch(
         view = NftView.of(view)
     updates: dict[Scope, float | None] = dict.fromkeys(diff.unblock)
     expired = not_extended = 0
+    held_hosts, held_nets = view.hosts, view.nets
     for scope, expires in diff.block.items():
         if expires <= now:
             expired += 1
             continue
         if scope not in updates:
-            held = view.get(scope)
+            held = held_hosts.get(scope)
+            if held is None:
+                held = held_nets.get(scope)
             if held is not None and held > now and held >= expires:
                 not_extended += 1
                 continue
         updates[scope] = expires
 
+    # one pass sorts the changes into the four sets (a Net is an int: version, then prefix)
+    by_set: dict[str, list[Scope]] = {ADDR4: [], ADDR6: [], NET4: [], NET6: []}
+    a4, a6, n4, n6 = by_set[ADDR4], by_set[ADDR6], by_set[NET4], by_set[NET6]
+    for s in updates:
+        if s >= V6:
+            (a6 if s & 0xFF == 128 else n6).append(s)
+        else:
+            (a4 if s & 0xFF == 32 else n4).append(s)
+
     timeouts = _Timeouts(now)
     lines: list[str] = []
     for set_name in (ADDR4, ADDR6):
-        addrs = sorted(s for s in updates if set_for(s) == set_name)
+        addrs = by_set[set_name]
         if not addrs:
             continue
+        addrs.sort()
         # held by the view, or being removed: the robust add-1s / delete / add
-        robust = [s for s in addrs if updates[s] is None or s in view.hosts]
+        robust = [s for s in addrs if updates[s] is None or s in held_hosts]
         if robust:
             lines.append(_add_line(t, set_name, [(s, "1s") for s in robust]) or "")
             elems = ", ".join(s.text() for s in robust)
             lines.append(f"delete element inet {t} {set_name} {{ {elems} }}")
-        items = [(s, timeouts[e]) for s in addrs if (e := updates[s]) is not None]
-        add = _add_line(t, set_name, items)
-        if add:
-            lines.append(add)
+        body = ", ".join(
+            [f"{s.text()} timeout {timeouts[e]}" for s in addrs if (e := updates[s]) is not None]
+        )
+        if body:
+            lines.append(f"add element inet {t} {set_name} {{ {body} }}")
     for set_name in (NET4, NET6):
-        touched = [s for s in updates if set_for(s) == set_name]
+        touched = by_set[set_name]
         if touched:
-            nets = {s: e for s, e in view.nets.items() if set_for(s) == set_name and e > now}
+            nets = {s: e for s, e in held_nets.items() if set_for(s) == set_name and e > now}
             for s in touched:
                 e = updates[s]
                 if e is None:

@@ -177,6 +177,10 @@ async def test_reports_arriving_together_are_committed_together(
     reports.append(reports[0])
     bad_body, _ = _report(keys["m1"], "m1", clock, "203.0.113.200")
     reports.append((bad_body, signing.sign(signing.signing_key(keys["m2"]), bad_body)))
+    # a member nobody enrolled, and a report without a signature
+    stranger, _ = signing.generate()
+    reports.append(_report(stranger, "stranger", clock, "203.0.113.201"))
+    reports.append((_report(keys["m3"], "m3", clock, "203.0.113.202")[0], ""))
     async with fanout.subscribe("watcher") as sub:
         results = await asyncio.gather(
             *(svc.receive_report(body, sig) for body, sig in reports), return_exceptions=True
@@ -187,9 +191,14 @@ async def test_reports_arriving_together_are_committed_together(
     assert sorted(r.decided[0].scope.text() for r in decided) == sorted(
         f"198.18.{i}.1" for i in range(50)
     )
-    replayed, forged = results[50:]
-    assert getattr(replayed, "reason", None) == "replayed"
-    assert getattr(forged, "reason", None) == "bad-signature"
+    # each refused for its own reason: the group's signatures are checked together, in a
+    # worker thread (more than THREADED_CHECKS of them)
+    assert [getattr(r, "reason", None) for r in results[50:]] == [
+        "replayed",
+        "bad-signature",
+        "unknown-member",
+        "unsigned",
+    ]
     assert got is not None
     batches = [b for b in got if isinstance(b, Batch)]
     assert [len(b) for b in batches] == [50]  # one commit, one message
@@ -197,3 +206,5 @@ async def test_reports_arriving_together_are_committed_together(
     assert counters["reports.accepted"] == 50
     assert counters["reports.refused.replayed"] == 1
     assert counters["reports.refused.bad-signature"] == 1
+    assert counters["reports.refused.unknown-member"] == 1
+    assert counters["reports.refused.unsigned"] == 1

@@ -15,6 +15,7 @@ from shieldwall.blocklist import Claim
 from shieldwall.clock import Clock
 from shieldwall.errors import CouncilError, WireError
 from shieldwall.model import LogEvent
+from shieldwall.tls import client_context
 from shieldwall.wire import signing
 from shieldwall.wire.messages import (
     ConcernRequest,
@@ -79,6 +80,7 @@ class CouncilClient:
             transport=transport,
             timeout=timeout,
             headers={"User-Agent": "shieldwall-agent"},
+            verify=client_context(),
         )
 
     async def close(self) -> None:

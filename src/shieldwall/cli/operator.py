@@ -12,6 +12,7 @@ import httpx
 from shieldwall.config.load import load_council
 from shieldwall.council.auth import TOKEN_FILE
 from shieldwall.errors import ShieldwallError
+from shieldwall.tls import client_context
 
 DEFAULT_URL = "http://127.0.0.1:8470"
 
@@ -20,7 +21,10 @@ class Operator:
     def __init__(self, url: str, token: str) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.url, timeout=15.0, headers={"Authorization": f"Bearer {token}"}
+            base_url=self.url,
+            timeout=15.0,
+            headers={"Authorization": f"Bearer {token}"},
+            verify=client_context(),
         )
 
     def call(

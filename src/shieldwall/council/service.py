@@ -45,6 +45,8 @@ from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
 
+from nacl.signing import VerifyKey
+
 from shieldwall.clock import Clock
 from shieldwall.config.schema import check_member_name
 from shieldwall.council import stream
@@ -122,6 +124,9 @@ MAX_CONSULTED = 20_000
 """Concern ids remembered so that each is put to the members once."""
 MAX_GROUP = 500
 """Reports committed together at most (group commit)."""
+THREADED_CHECKS = 8
+"""A group with at least this many signatures has them checked in a worker thread (fewer:
+the hop would cost more than it frees)."""
 EXPIRE_CHUNK = 10_000
 """Decisions expired per transaction and stream message."""
 LOG_EACH = 20
@@ -539,6 +544,13 @@ class CouncilService:
         self, name: str, body: bytes, signature: str | None, sent_at: datetime, nonce: str
     ) -> MemberRecord:
         """An enrolled, unrevoked member signed ``body``, fresh and never seen before."""
+        member = await self._identify(name, signature)
+        signing.verify(signing.verify_key(member.public_key), body, signature or "")
+        await self._fresh(member, sent_at, nonce, self.clock.now())
+        return member
+
+    async def _identify(self, name: str, signature: str | None) -> MemberRecord:
+        """The enrolled, unrevoked member ``name``, if the message carries a signature."""
         member = await self.store.members.get(name)
         if member is None:
             raise SignatureError("unknown-member", f"{name!r} is not enrolled")
@@ -546,8 +558,12 @@ class CouncilService:
             raise SignatureError("revoked", f"{name!r} was revoked")
         if not signature:
             raise SignatureError("unsigned", "the X-Shieldwall-Signature header is missing")
-        signing.verify(signing.verify_key(member.public_key), body, signature)
-        now = self.clock.now()
+        return member
+
+    async def _fresh(
+        self, member: MemberRecord, sent_at: datetime, nonce: str, now: datetime
+    ) -> None:
+        """``sent_at`` is within the replay window and ``nonce`` was never received."""
         if sent_at.tzinfo is None:
             raise SignatureError("malformed", "sent_at needs a time zone")
         skew = abs((now - sent_at).total_seconds())
@@ -555,7 +571,31 @@ class CouncilService:
             raise SignatureError("stale", f"sent_at is {skew:.0f}s away from council time")
         if not await self.store.nonces.remember(member.name, nonce, now):
             raise SignatureError("replayed", f"{nonce} was already received")
-        return member
+
+    async def _signed_by(self, group: Sequence[_Pending]) -> list[MemberRecord | SignatureError]:
+        """Who signed each report of ``group`` (or why not): the signatures of a group
+        are checked together, off the event loop when there are many (libsodium releases
+        the GIL, so HTTP keeps being served meanwhile)."""
+        found: list[MemberRecord | SignatureError] = []
+        checks: list[tuple[int, VerifyKey, bytes, str]] = []
+        for i, p in enumerate(group):
+            try:
+                member = await self._identify(p.report.member, p.signature)
+                key = signing.verify_key(member.public_key)
+            except SignatureError as exc:
+                found.append(exc)
+                continue
+            found.append(member)
+            checks.append((i, key, p.body, p.signature or ""))
+        items = [(key, body, sig) for _, key, body, sig in checks]
+        if len(items) >= THREADED_CHECKS:
+            errors = await asyncio.to_thread(signing.verify_all, items)
+        else:
+            errors = signing.verify_all(items)
+        for (i, *_), err in zip(checks, errors, strict=True):
+            if err is not None:
+                found[i] = err
+        return found
 
     async def receive_report(self, body: bytes, signature: str | None) -> ReportOutcome:
         """Verify and judge one signed report, committed with the reports that arrive
@@ -599,13 +639,15 @@ class CouncilService:
             counts: dict[str, int] = {}
             groups: list[list[Effect]] = []
             stats: list[tuple[int, int, int, int]] = []
+            signers = await self._signed_by(group)
             async with self.store.transaction():
-                for p in group:
+                for p, signer in zip(group, signers, strict=True):
                     report = p.report
                     try:
-                        member = await self._verify(
-                            report.member, p.body, p.signature, report.sent_at, report.id
-                        )
+                        if isinstance(signer, SignatureError):
+                            raise signer
+                        member = signer
+                        await self._fresh(member, report.sent_at, report.id, now)
                     except SignatureError as exc:
                         name = f"reports.refused.{exc.reason}"
                         counts[name] = counts.get(name, 0) + 1

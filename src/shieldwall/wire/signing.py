@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 import nacl.exceptions
@@ -33,7 +35,10 @@ def signing_key(private_b64: str) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(raw)
 
 
+@functools.lru_cache(maxsize=4096)
 def verify_key(public_b64: str) -> nacl.signing.VerifyKey:
+    """The key of a base64 public key (kept: a council checks the same members' keys over
+    and over)."""
     raw = _unb64(public_b64, "public key")
     if len(raw) != 32:
         raise SignatureError("malformed", "a public key is 32 bytes of base64")
@@ -53,6 +58,22 @@ def verify(key: nacl.signing.VerifyKey, message: bytes, signature_b64: str) -> N
         key.verify(message, sig)
     except nacl.exceptions.BadSignatureError as exc:
         raise SignatureError("bad-signature", "signature does not match") from exc
+
+
+def verify_all(
+    items: Sequence[tuple[nacl.signing.VerifyKey, bytes, str]],
+) -> list[SignatureError | None]:
+    """:func:`verify` over many (key, message, signature): for each, None or the error it
+    raised (to be raised by the caller). libsodium runs without the GIL, so a caller may
+    hand this to a thread."""
+    out: list[SignatureError | None] = []
+    for key, message, signature in items:
+        try:
+            verify(key, message, signature)
+            out.append(None)
+        except SignatureError as exc:
+            out.append(exc)
+    return out
 
 
 def check_public_key(public_b64: str) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from shieldwall.council.api.common import (
     STATUS,
+    FastJSON,
     TooLarge,
     api_of,
     concern_outcome,
@@ -57,7 +58,7 @@ async def reports(request: Request) -> Response:
         return error(STATUS.get(exc.reason, 401), exc.reason, exc.detail)
     except WireError as exc:
         return error(400, "malformed", str(exc))
-    return JSONResponse(
+    return FastJSON(
         {
             "decided": [d.id for d in out.decided],
             "refused": [refusal_json(r) for r in out.refused],

@@ -442,21 +442,12 @@ def _agent_cpu(alliance: LocalAlliance, log: Path, lines: int, timeout: float = 
     has read every line."""
     m = alliance.members[0]
     pid = m.proc.pid  # type: ignore[union-attr]
-    state = m.dir / "state" / "agent.db"
     cpu0 = cpu_seconds(pid)
     with m.log.open("ab") as out, log.open("rb") as src:
         shutil.copyfileobj(src, out)
     deadline = time.time() + timeout
-    import sqlite3
-
     while time.time() < deadline:
-        try:
-            db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
-            row = db.execute("SELECT value FROM counters WHERE name = 'lines.read'").fetchone()
-            db.close()
-        except sqlite3.Error:
-            row = None
-        if row is not None and int(row[0]) >= lines:
+        if m.counter("lines.read") >= lines:
             return cpu_seconds(pid) - cpu0
         time.sleep(0.05)
     raise RuntimeError("the agent did not read the log in time")

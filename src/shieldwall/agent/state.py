@@ -150,8 +150,12 @@ class AgentState:
         for name, ddl in _OUTBOX_COLUMNS.items():
             if name not in columns:
                 self._db.execute(ddl)
+        self._sizes: dict[str, list[int]] = {}
+        """name → [entries in its snapshot, entries in its journal]: when to compact, known
+        without counting the journal at every batch."""
         self._migrate_view()
         self._migrate_rows()
+        self._reload_sizes()
         self._pending: Pending = {}
         self._undo: list[tuple[tuple[str, str, str], list[Any] | None]] = []
         """What the batch being committed merged into ``_pending``, to undo on a rollback."""
@@ -240,6 +244,15 @@ class AgentState:
                     held[(r, s)] = d
         return [[r, s, d] for (r, s), d in held.items()]
 
+    def _reload_sizes(self) -> None:
+        """Read the sizes again (at start, and after a rollback undid what they counted)."""
+        db = self._db
+        self._sizes = {name: [0, 0] for name in (BUCKETS, SIGHTINGS)}
+        for name, n in db.execute("SELECT name, entries FROM snapshots"):
+            self._sizes.setdefault(name, [0, 0])[0] = int(n)
+        for name, n in db.execute("SELECT name, SUM(entries) FROM journal GROUP BY name"):
+            self._sizes.setdefault(name, [0, 0])[1] = int(n)
+
     def _write_snapshot_of(self, name: str, entries: list[list[Any]]) -> None:
         """Replace ``name``'s snapshot and clear its journal (inside the caller's
         transaction)."""
@@ -249,6 +262,7 @@ class AgentState:
             (name, len(entries), msgspec.json.encode(entries)),
         )
         db.execute("DELETE FROM journal WHERE name = ?", (name,))
+        self._sizes[name] = [len(entries), 0]
 
     def _append(self, name: str, entries: list[list[Any]]) -> None:
         """One journal row for ``entries``; folded into a new snapshot once the journal
@@ -260,11 +274,9 @@ class AgentState:
             "INSERT INTO journal (name, entries, data) VALUES (?, ?, ?)",
             (name, len(entries), msgspec.json.encode(entries)),
         )
-        held = db.execute("SELECT entries FROM snapshots WHERE name = ?", (name,)).fetchone()
-        behind = db.execute(
-            "SELECT COALESCE(SUM(entries), 0) FROM journal WHERE name = ?", (name,)
-        ).fetchone()[0]
-        if behind > max(COMPACT_MIN, COMPACT_FACTOR * (held[0] if held else 0)):
+        size = self._sizes.setdefault(name, [0, 0])
+        size[1] += len(entries)
+        if size[1] > max(COMPACT_MIN, COMPACT_FACTOR * size[0]):
             self._write_snapshot_of(name, self._load(name))
 
     @staticmethod
@@ -330,6 +342,7 @@ class AgentState:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._reload_sizes()
             for key, held in reversed(self._undo):  # what this batch merged in memory goes
                 if held is None:
                     self._pending.pop(key, None)
@@ -417,6 +430,7 @@ class AgentState:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._reload_sizes()
             self._pending = before
             raise
         return bool(taken)

@@ -68,9 +68,26 @@ class _Report:
         self.counts["malformed"] += 1
         self.problem(m.line, m.why if m.item is None else f"item {m.item}: {m.why}")
 
-    def finish(self) -> None:
+    def refused_by_council(self, chunk: list[Entry], answer: dict[str, Any]) -> None:
+        """Count and show what the council's answer to ``chunk`` found malformed."""
+        for m in answer.get("malformed", []):
+            self.counts["malformed"] += 1
+            self.problem(chunk[m["index"]].line, m["error"])
+
+    def finish(self, started: float, **counts: Any) -> dict[str, Any]:
+        """Say how many lines went unshown; the summary: ``counts`` amid what every
+        command reports."""
         if self.shown > SHOWN:
             click.echo(f"{self.file}: … and {self.shown - SHOWN} more lines skipped", err=True)
+        return {
+            "file": self.file,
+            "read": self.counts["read"] + self.counts["malformed"],
+            **counts,
+            "malformed": self.counts["malformed"],
+            "chunks": self.chunks,
+            "seq": self.seq,
+            "seconds": round(time.monotonic() - started, 3),
+        }
 
 
 def _entries(text: str, fmt: str, name: str, report: _Report) -> Iterator[Entry]:
@@ -217,25 +234,17 @@ def decisions_import(
             report.refused[r["reason"]] += 1
             entry = chunk[r["index"]]
             report.problem(entry.line, f"{r['scope']} refused ({r['reason']})")
-        for m in answer.get("malformed", []):
-            report.counts["malformed"] += 1
-            report.problem(chunk[m["index"]].line, m["error"])
+        report.refused_by_council(chunk, answer)
 
     entries = _entries(text, fmt, name, report)
     _send_all(op, "/v1/decisions/import", _chunks(entries, chunk), payload, take, report)
-    report.finish()
-    summary = {
-        "file": name,
-        "read": report.counts["read"] + report.counts["malformed"],
-        "added": report.counts["added"],
-        "extended": report.counts["extended"],
-        "unchanged": report.counts["unchanged"],
-        "refused": dict(report.refused),
-        "malformed": report.counts["malformed"],
-        "chunks": report.chunks,
-        "seq": report.seq,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    summary = report.finish(
+        started,
+        added=report.counts["added"],
+        extended=report.counts["extended"],
+        unchanged=report.counts["unchanged"],
+        refused=dict(report.refused),
+    )
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -315,23 +324,13 @@ def unban_file(file: str, fmt: str, as_json: bool, conn: dict[str, Any]) -> None
     def take(chunk: list[Entry], answer: dict[str, Any]) -> None:
         report.counts["revoked"] += int(answer.get("revoked", 0))
         report.counts["missing"] += int(answer.get("missing", 0))
-        for m in answer.get("malformed", []):
-            report.counts["malformed"] += 1
-            report.problem(chunk[m["index"]].line, m["error"])
+        report.refused_by_council(chunk, answer)
 
     entries = _entries(text, fmt, name, report)
     _send_all(op, "/v1/decisions/revoke/bulk", _chunks(entries, CHUNK), payload, take, report)
-    report.finish()
-    summary = {
-        "file": name,
-        "read": report.counts["read"] + report.counts["malformed"],
-        "revoked": report.counts["revoked"],
-        "without_decision": report.counts["missing"],
-        "malformed": report.counts["malformed"],
-        "chunks": report.chunks,
-        "seq": report.seq,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    summary = report.finish(
+        started, revoked=report.counts["revoked"], without_decision=report.counts["missing"]
+    )
     if as_json:
         click.echo(json.dumps(summary))
         return

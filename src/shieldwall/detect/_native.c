@@ -518,30 +518,38 @@ static PyObject *windows_py_prune(Windows *w, PyObject *arg) {
 /* touched() -> list[(rule, source)]: the first call starts tracking and returns every live
  * key; later calls return the keys touched since the previous call. */
 /* append (rule, source) to out; -1 on error */
-static int append_pair(PyObject *out, PyObject *rule, PyObject *source) {
-    PyObject *pair = PyTuple_Pack(2, rule, source);
+static int append_pair(PyObject *out, Windows *Py_UNUSED(w), const Key *k, PyObject *source) {
+    PyObject *pair = PyTuple_Pack(2, k->rule, source);
     if (pair == NULL) return -1;
     int rc = PyList_Append(out, pair);
     Py_DECREF(pair);
     return rc;
 }
 
-static PyObject *windows_py_touched(Windows *w, PyObject *Py_UNUSED(ignored)) {
+typedef int (*emit_fn)(PyObject *out, Windows *w, const Key *k, PyObject *source);
+
+/* emit() every bucket touched since the last call (every live one at the first call, which
+ * starts the tracking) into a new list, then forget them */
+static PyObject *collect_touched(Windows *w, emit_fn emit) {
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
     if (!w->tracking) {
         touched_clear(w);
         w->tracking = 1;
         for (int32_t s = w->head; s >= 0; s = w->next[s]) {
-            if (append_pair(out, w->keys[s].rule, w->sources[s]) < 0) { Py_DECREF(out); return NULL; }
+            if (emit(out, w, &w->keys[s], w->sources[s]) < 0) { Py_DECREF(out); return NULL; }
         }
         return out;
     }
     for (Py_ssize_t i = 0; i < w->tlen; i++) {
-        if (append_pair(out, w->tkeys[i].rule, w->tsources[i]) < 0) { Py_DECREF(out); return NULL; }
+        if (emit(out, w, &w->tkeys[i], w->tsources[i]) < 0) { Py_DECREF(out); return NULL; }
     }
     touched_clear(w);
     return out;
+}
+
+static PyObject *windows_py_touched(Windows *w, PyObject *Py_UNUSED(ignored)) {
+    return collect_touched(w, append_pair);
 }
 
 /* [rule, source as text, {"timestamps": [...], "evidence": [...]} or None (gone)]: one
@@ -592,21 +600,7 @@ static int append_row(PyObject *out, Windows *w, const Key *k, PyObject *source)
 /* take_rows() -> [[rule, source text, data or None], ...]: the buckets touched() would
  * name, each as the agent's state stores it (one call for the whole batch) */
 static PyObject *windows_py_take_rows(Windows *w, PyObject *Py_UNUSED(ignored)) {
-    PyObject *out = PyList_New(0);
-    if (out == NULL) return NULL;
-    if (!w->tracking) {
-        touched_clear(w);
-        w->tracking = 1;
-        for (int32_t s = w->head; s >= 0; s = w->next[s]) {
-            if (append_row(out, w, &w->keys[s], w->sources[s]) < 0) { Py_DECREF(out); return NULL; }
-        }
-        return out;
-    }
-    for (Py_ssize_t i = 0; i < w->tlen; i++) {
-        if (append_row(out, w, &w->tkeys[i], w->tsources[i]) < 0) { Py_DECREF(out); return NULL; }
-    }
-    touched_clear(w);
-    return out;
+    return collect_touched(w, append_row);
 }
 
 /* take_counts() -> (evicted, touched_overflow) since the last call */

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,19 @@ class Member:
             except ValueError:
                 continue
         return out
+
+    def counter(self, name: str) -> int:
+        """One of the agent's counters as its database holds it (0 before it is written),
+        read without disturbing the running agent."""
+        try:
+            db = sqlite3.connect(f"file:{self.dir / 'state' / 'agent.db'}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+        return int(row[0]) if row else 0
 
     def applied_at(self, scope: str) -> float | None:
         for rec in self.applied():

@@ -10,18 +10,15 @@ from collections.abc import Callable
 
 from shieldwall.council.fanout.base import Batch, Fanout, Item, Notice, Subscription
 from shieldwall.council.fanout.inprocess import InProcessFanout
-from shieldwall.errors import ConfigError
+from shieldwall.council.registry import open_url
 
 SCHEMES: dict[str, Callable[[str], Fanout]] = {"inprocess": InProcessFanout.from_url}
 
 
 def open_fanout(url: str, origin: str = "") -> Fanout:
-    scheme, sep, _ = url.partition("://")
-    factory = SCHEMES.get(scheme) if sep else None
-    if factory is None:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise ConfigError(origin, "fanout", f"unsupported fan-out URL {url!r} (supported: {known})")
-    return factory(url)
+    """The fan-out for ``url``: ConfigError (``origin``'s key ``fanout``) for an unknown
+    scheme."""
+    return open_url(url, SCHEMES, origin, "fanout", "fan-out")
 
 
 __all__ = [

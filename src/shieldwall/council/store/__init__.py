@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from shieldwall.council.registry import open_url
 from shieldwall.council.store.base import MemberRecord, Store
 from shieldwall.council.store.memory import MemoryStore
 from shieldwall.council.store.sqlite import SqliteStore
-from shieldwall.errors import ConfigError
 
 SCHEMES: dict[str, Callable[[str], Store]] = {
     "sqlite": SqliteStore.from_url,
@@ -29,12 +29,7 @@ SCHEMES: dict[str, Callable[[str], Store]] = {
 def open_store(url: str, origin: str = "") -> Store:
     """The store for ``url`` (``scheme://…``): ConfigError (``origin``'s key ``store``) for
     an unknown scheme, StoreError when the backend cannot be opened."""
-    scheme, sep, _ = url.partition("://")
-    factory = SCHEMES.get(scheme) if sep else None
-    if factory is None:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise ConfigError(origin, "store", f"unsupported store URL {url!r} (supported: {known})")
-    return factory(url)
+    return open_url(url, SCHEMES, origin, "store", "store")
 
 
 __all__ = ["SCHEMES", "MemberRecord", "MemoryStore", "SqliteStore", "Store", "open_store"]

@@ -398,7 +398,9 @@ def bench_reports(root: Path, rate: float | None, seconds: float, name: str) -> 
         alliance.wait_streams(50)
         council = alliance.council_proc.pid  # type: ignore[union-attr]
         cpu0, watch0, load0 = cpu_seconds(council), cpu_seconds(watcher.pid), time.process_time()
-        sent, reports, decided, elapsed = asyncio.run(_load(alliance.url, senders, rate, seconds, 0))
+        sent, reports, decided, elapsed = asyncio.run(
+            _load(alliance.url, senders, rate, seconds, 0)
+        )
         cpu = cpu_seconds(council) - cpu0
         watch_cpu, load_cpu = cpu_seconds(watcher.pid) - watch0, time.process_time() - load0
         time.sleep(2)  # the last decisions reach the streams

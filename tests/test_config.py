@@ -44,6 +44,12 @@ def test_minimal_configs_have_sensible_defaults() -> None:
         ({"data-dir": "d", "listen": "nope"}, "c.toml: listen: 'nope' is not HOST:PORT"),
         ({}, "c.toml: data-dir: required key is missing"),
         ({"data-dir": 7}, "c.toml: data-dir: Expected `str`, got `int`"),
+        ({"data-dir": "d", "tls-cert": "c.pem"}, "c.toml: tls-key: give tls-cert and tls-key"),
+        ({"data-dir": "d", "tls-key": "k.pem"}, "c.toml: tls-cert: give tls-cert and tls-key"),
+        (
+            {"data-dir": "d", "tls-client-ca": "ca.pem"},
+            "c.toml: tls-client-ca: mutual TLS needs tls-cert",
+        ),
     ],
 )
 def test_council_config_errors(data: dict[str, object], message: str) -> None:
@@ -63,6 +69,12 @@ def test_council_config_errors(data: dict[str, object], message: str) -> None:
             "a.toml: watch[0].bogus: unknown key",
         ),
         ({"enforcer": [{"kind": "iptables"}]}, "a.toml: enforcer[0].kind: Invalid enum value"),
+        ({"council-key": "nope"}, "a.toml: council-key: not a public key"),
+        ({"council-ca": "/ca.pem"}, "a.toml: council-ca: the council URL 'http://"),
+        (
+            {"council": "https://c", "tls-cert": "/c.pem"},
+            "a.toml: tls-key: give tls-cert and tls-key together",
+        ),
     ],
 )
 def test_agent_config_errors(extra: dict[str, object], message: str) -> None:
@@ -137,3 +149,29 @@ def test_watch_kinds() -> None:
 def test_a_watch_names_exactly_one_source(watch: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=r"a\.toml: watch"):
         parse_agent({**AGENT, "watch": [watch]}, "a.toml")
+
+
+def test_tls_settings_resolve_and_make_the_url_https(tmp_path: Path) -> None:
+    from shieldwall.council.run import exposure_warning
+
+    (tmp_path / "c.toml").write_text(
+        'data-dir = "data"\nlisten = "0.0.0.0:8470"\ntls-cert = "c.pem"\ntls-key = "k.pem"\n'
+    )
+    c = load_council(tmp_path / "c.toml")
+    assert c.tls_cert == str(tmp_path / "c.pem")
+    assert c.tls_key == str(tmp_path / "k.pem")
+    assert c.url == "https://127.0.0.1:8470"
+    assert exposure_warning(c) is None  # TLS: nothing in clear
+    clear = parse_council({"data-dir": "d", "listen": "0.0.0.0:8470"}, "c.toml")
+    warning = exposure_warning(clear)
+    assert warning is not None
+    assert "without TLS" in warning
+    assert "c.toml" in warning
+    for host in ("127.0.0.1", "localhost", "[::1]"):
+        local = parse_council({"data-dir": "d", "listen": f"{host}:1"}, "c.toml")
+        assert exposure_warning(local) is None
+    (tmp_path / "a.toml").write_text(
+        'member = "m"\nkey-file = "k"\ncouncil = "https://x"\nstate-dir = "s"\n'
+        'council-ca = "ca.pem"\n'
+    )
+    assert load_agent(tmp_path / "a.toml").council_ca == str(tmp_path / "ca.pem")

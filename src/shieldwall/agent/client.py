@@ -3,6 +3,7 @@ and stream (with live consultations)."""
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -10,10 +11,11 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 from httpx_sse import aconnect_sse
+from nacl.signing import VerifyKey
 
 from shieldwall.blocklist import Claim
 from shieldwall.clock import Clock
-from shieldwall.errors import CouncilError, WireError
+from shieldwall.errors import CouncilError, ShieldwallError, SignatureError, WireError
 from shieldwall.model import LogEvent
 from shieldwall.tls import client_context
 from shieldwall.wire import signing
@@ -34,6 +36,12 @@ from shieldwall.wire.messages import (
     events_from_wire,
 )
 from shieldwall.wire.signing import sign_request
+from shieldwall.wire.stream import signed_message, split_signature
+
+
+class ForgedStream(CouncilError):
+    """A stream message the pinned council key did not sign: refused, and the stream is
+    dropped (the agent resumes from its last sequence number, from the council's store)."""
 
 
 def new_report_id() -> str:
@@ -69,8 +77,16 @@ class CouncilClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
+        council_key: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``council_key``: the council's public key; every stream message must be signed
+        by it (None: nothing is checked until :meth:`pin` is called). ``tls``: the context
+        the council's certificate is verified with (None: the system's CAs)."""
         self.url = url.rstrip("/")
+        self.council_key: VerifyKey | None = None
+        if council_key is not None:
+            self.pin(council_key)
         self.member = member
         self._key_b64 = private_key
         self._key = signing.signing_key(private_key)
@@ -80,8 +96,47 @@ class CouncilClient:
             transport=transport,
             timeout=timeout,
             headers={"User-Agent": "shieldwall-agent"},
-            verify=client_context(),
+            verify=tls or client_context(),
         )
+
+    def pin(self, public_key: str) -> None:
+        """Check every stream message against ``public_key`` from now on."""
+        self.council_key = signing.verify_key(public_key)
+
+    async def presented_key(self) -> str:
+        """The public key the council presents (``GET /v1/council``): what an agent with no
+        ``council-key`` pins on first contact."""
+        try:
+            resp = await self._http.get("/v1/council")
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"council unreachable: {exc}") from exc
+        if resp.status_code != 200:
+            raise CouncilError(
+                f"the council presents no key (GET /v1/council: {resp.status_code}): is it "
+                "older than this agent?",
+                resp.status_code,
+            )
+        try:
+            key = str(resp.json()["public_key"])
+            signing.verify_key(key)
+        except (ValueError, KeyError, TypeError, ShieldwallError) as exc:
+            raise CouncilError(f"the council presents a malformed key: {exc}") from exc
+        return key
+
+    def _payload(self, event: str, data: str) -> str:
+        """A stream message's payload once its signature is checked against the pinned key;
+        ForgedStream when it is unsigned or signed by another key."""
+        payload, sig = split_signature(data)
+        key = self.council_key
+        if key is None:
+            return payload
+        if sig is None:
+            raise ForgedStream(f"a {event} message without the council's signature")
+        try:
+            signing.verify(key, signed_message(event, payload.encode()), sig)
+        except SignatureError as exc:
+            raise ForgedStream(f"a {event} message not signed by the pinned council key") from exc
+        return payload
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -189,19 +244,22 @@ class CouncilClient:
                         source.response.status_code,
                     )
                 async for sse in source.aiter_sse():
+                    if sse.event not in ("batch", "snapshot", "consult"):
+                        continue
+                    data = self._payload(sse.event, sse.data)
                     if sse.event == "batch":
-                        events, bad = events_from_wire(decode_batch(sse.data))
-                        yield StreamBatch(events, bad, sse.data)
+                        events, bad = events_from_wire(decode_batch(data))
+                        yield StreamBatch(events, bad, data)
                     elif sse.event == "snapshot":
-                        page = decode_page(sse.data)
+                        page = decode_page(data)
                         claims, bad = claims_from_wire(page)
                         pages += claims
                         bad_pages += bad
                         if page.last:
                             yield StreamSnapshot(page.seq, pages, bad_pages)
                             pages, bad_pages = [], 0
-                    elif sse.event == "consult":
-                        yield decode_consult(sse.data)
+                    else:
+                        yield decode_consult(data)
         except httpx.HTTPError as exc:
             raise CouncilError(f"stream broken: {exc}") from exc
         except (WireError, msgspec.ValidationError) as exc:

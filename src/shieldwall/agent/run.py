@@ -16,22 +16,30 @@ import contextlib
 import logging
 import re
 import signal
+import socket
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from shieldwall.agent.client import CouncilClient, StreamBatch, StreamSnapshot, new_report_id
+from shieldwall.agent.client import (
+    CouncilClient,
+    ForgedStream,
+    StreamBatch,
+    StreamSnapshot,
+    new_report_id,
+)
 from shieldwall.agent.recent import RecentIndex
 from shieldwall.agent.sources.base import Batch
 from shieldwall.agent.sources.file import FileSource, Position
 from shieldwall.agent.sources.journald import JournalBatch, JournalPosition, JournalSource
 from shieldwall.agent.sources.stdin import StdinSource
 from shieldwall.agent.state import AgentState, SightingRow
-from shieldwall.blocklist import BlockList
+from shieldwall.blocklist import BlockList, Claim
 from shieldwall.clock import Clock, SystemClock
 from shieldwall.config.schema import AgentConfig, EnforcerSpec, Watch
 from shieldwall.detect import Detector, builtin_rule, load_rule
@@ -51,6 +59,7 @@ from shieldwall.model import (
     parse_address,
     scope_str,
 )
+from shieldwall.tls import client_context
 from shieldwall.treaty.protect import Protected
 from shieldwall.wire import signing
 from shieldwall.wire.messages import (
@@ -66,6 +75,8 @@ AnyBatch = Batch | JournalBatch
 PRUNE_EVERY = timedelta(minutes=1)
 SIGHTING_DELAY = 1.0
 """Seconds pending sightings wait for a batch with alerts before they get their own report."""
+COUNCIL_KEY_FILE = "council.pub"
+"""The council key pinned on first contact (state-dir), when agent.toml names none."""
 MAX_ANSWERED = 10_000
 """Consultations remembered as answered (each is answered once)."""
 JOURNAL_MIN = 10_000
@@ -139,6 +150,28 @@ def make_enforcer(spec: EnforcerSpec, state_dir: str) -> Enforcer:
     raise ConfigError("", "enforcer.kind", f"unknown enforcer {spec.kind!r}")
 
 
+def council_addresses(url: str) -> list[Scope]:
+    """The addresses the council's URL names (resolved once, at start): a decision covering
+    one would cut this member off from the council, and from the unban."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return [address_scope(parse_address(host))]
+    except InvalidScope:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        log.warning("council.unresolved host=%s %s: its addresses are not protected", host, exc)
+        return []
+    out: list[Scope] = []
+    for info in infos:
+        with contextlib.suppress(InvalidScope):
+            scope = address_scope(parse_address(str(info[4][0])))
+            if scope not in out:
+                out.append(scope)
+    return out
+
+
 def read_key(path: str) -> str:
     try:
         text = Path(path).read_text().strip()
@@ -187,15 +220,28 @@ class Agent:
         self.clock = clock or SystemClock()
         self.state = AgentState(config.state_dir)
         key = read_key(config.key_file)
-        self.client = client or CouncilClient(config.council, config.member, key, self.clock)
+        self.client = client or CouncilClient(
+            config.council,
+            config.member,
+            key,
+            self.clock,
+            council_key=config.council_key,
+            tls=client_context(config.council_ca, config.tls_cert, config.tls_key, config.origin)
+            if config.council.startswith("https://")
+            else None,
+        )
         self.enforcement = Enforcement(
             enforcers
             if enforcers is not None
             else [make_enforcer(s, config.state_dir) for s in config.enforcers]
         )
         self.protected = Protected.build(
-            allowlist=config.allowlist, protect_private=config.protect_private
+            allowlist=config.allowlist,
+            protect_private=config.protect_private,
+            council=council_addresses(config.council),
         )
+        """What this member never blocks, whatever the council says: its allowlist, private
+        ranges (unless told otherwise) and its council's addresses."""
         try:
             self.tz = ZoneInfo(config.timezone)
         except Exception as exc:
@@ -221,7 +267,7 @@ class Agent:
     async def run(self) -> None:
         now = self.clock.now()
         self.seq, claims = self.state.view()
-        self.blocks.reset(claims)
+        self.blocks.reset(self._admit(claims))
         local = self.state.local_bans(now)
         for scope, expires in local.items():
             self.blocks.ban(scope, expires.timestamp())
@@ -424,6 +470,8 @@ class Agent:
         while True:
             since = self.seq if self.seq > 0 else None
             try:
+                if self.client.council_key is None:
+                    await self._pin_council_key()
                 async for item in self.client.stream(since):
                     if not self.connected.is_set():
                         log.info("stream.connected since=%s", since)
@@ -437,14 +485,70 @@ class Agent:
                     else:
                         self._apply_batch(item)
                     await self._enforce()
+            except ForgedStream as exc:
+                self.state.bump({"stream.forged": 1})
+                log.error(
+                    "stream.forged since=%s retry_in=%.1fs %s: refused, nothing of it applied "
+                    "(someone between this member and its council, or a council with another "
+                    "key: council-key in %s)",
+                    since,
+                    backoff,
+                    exc,
+                    self.config.origin or "agent.toml",
+                )
             except CouncilError as exc:
                 log.warning("stream.lost since=%s retry_in=%.1fs %s", since, backoff, exc)
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
+    async def _pin_council_key(self) -> None:
+        """No ``council-key`` in agent.toml: pin the one saved at first contact, or the one
+        the council presents now (and save it), loudly. Anything else is refused after."""
+        path = Path(self.config.state_dir) / COUNCIL_KEY_FILE
+        try:
+            saved = path.read_text().strip()
+        except FileNotFoundError:
+            saved = ""
+        if saved:
+            self.client.pin(saved)
+            return
+        key = await self.client.presented_key()
+        path.write_text(key + "\n")
+        self.client.pin(key)
+        log.warning(
+            "council.key.pinned key=%s saved=%s: trusted on first contact; set council-key = "
+            "%r in %s (what `shieldwall council key` prints on the council) so that no one "
+            "between this member and its council can be trusted instead",
+            key,
+            path,
+            key,
+            self.config.origin or "agent.toml",
+        )
+
+    def _admit(self, claims: Iterable[Claim]) -> Iterator[Claim]:
+        """The claims this member may enforce: one overlapping what it protects (its own
+        ranges, its council) is refused whatever the council says, counted and logged."""
+        reason_for = self.protected.reason_for
+        refused = 0
+        for claim in claims:
+            why = reason_for(claim[1])
+            if why is None:
+                yield claim
+                continue
+            refused += 1
+            if refused <= LOG_EACH:
+                log.warning(
+                    "decision.protected id=%s scope=%s reason=%s: not enforced",
+                    claim[0],
+                    scope_str(claim[1]),
+                    why,
+                )
+        if refused:
+            self.state.bump({"decisions.protected": refused})
+
     def _apply_snapshot(self, snap: StreamSnapshot) -> None:
-        self.blocks.reset(snap.claims)
+        self.blocks.reset(self._admit(snap.claims))
         self.seq = snap.seq
         self.state.save_snapshot(snap.seq, snap.claims)
         if snap.malformed:
@@ -457,14 +561,22 @@ class Agent:
         fresh = [e for e in batch.events if e.seq > self.seq]
         lifted: list[Scope] = []
         blocks = self.blocks
+        reason_for = self.protected.reason_for
+        protected: list[Claim] = []
         for e in fresh:
             if e.kind is EventKind.ADD:
+                if reason_for(e.scope) is not None:
+                    protected.append((e.decision_id, e.scope, e.expires))
+                    continue
                 blocks.claim(e.decision_id, e.scope, e.expires)
             elif blocks.release(e.decision_id, lift_local=e.kind is EventKind.REVOKE):
                 # an operator's unban lifts this member's own ban on that scope too
                 lifted.append(e.scope)
         if batch.malformed:
             self.state.bump({"stream.malformed": batch.malformed})
+        if protected:
+            for _ in self._admit(protected):  # counts and logs them
+                pass
         if not fresh:
             return
         self.seq = fresh[-1].seq

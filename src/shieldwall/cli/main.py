@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from shieldwall import __version__
 from shieldwall.cli.operator import operator_from, operator_options
 from shieldwall.cli.table import table as _table
 from shieldwall.config.schema import parse_duration
-from shieldwall.errors import ShieldwallError
+from shieldwall.errors import ConfigError, ShieldwallError
 from shieldwall.obs import setup_logging, tune_gc
 
 
@@ -81,43 +82,91 @@ _log_level = click.option(
 )
 
 
-@cli.command()
-@_config_option("Council config (TOML).")
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="Council config (TOML)."
+)
 @_log_level
-def council(config_path: str, log_level: str) -> None:
-    """Run the council (embedded default: one SQLite file, no other service)."""
-    import uvicorn
+@click.pass_context
+def council(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+    """Run the council (embedded default: one SQLite file, no other service).
 
+    `shieldwall council key --config council.toml` prints the council's public key, which
+    members pin as council-key."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config_path is None:
+        raise click.UsageError("Missing option '--config'.")
     from shieldwall.clock import SystemClock
     from shieldwall.config.load import load_council
     from shieldwall.council.api import create_app
-    from shieldwall.council.auth import load_or_create_token
+    from shieldwall.council.auth import load_or_create_key, load_or_create_token
     from shieldwall.council.fanout import open_fanout
+    from shieldwall.council.run import exposure_warning, serve
     from shieldwall.council.service import CouncilService
     from shieldwall.council.store import open_store
+    from shieldwall.wire.signing import public_from_private
 
     setup_logging(log_level)
     try:
         cfg = load_council(config_path)
         store = open_store(cfg.store_url, cfg.origin)
         fanout = open_fanout(cfg.fanout, cfg.origin)
+        token = _secret(cfg, load_or_create_token)
+        private, created = _secret(cfg, load_or_create_key)
+        service = CouncilService(
+            store,
+            cfg.treaty,
+            SystemClock(),
+            replay_window=cfg.replay_window,
+            fanout=fanout,
+            council_key=private,
+        )
+        app = create_app(service, token)
+        if (warning := exposure_warning(cfg)) is not None:
+            click.echo(warning, err=True)
+            logging.getLogger("shieldwall.council").warning("council.exposed %s", warning)
+        click.echo(
+            f"council {'key made' if created else 'key'} (members' council-key): "
+            f"{public_from_private(private)}",
+            err=True,
+        )
+        click.echo(f"council listening on {cfg.url} (data in {cfg.data_dir})", err=True)
+        tune_gc()
+        serve(app, cfg)
     except ShieldwallError as exc:
         raise _fail(exc) from exc
-    token = load_or_create_token(cfg.data_dir)
-    service = CouncilService(
-        store, cfg.treaty, SystemClock(), replay_window=cfg.replay_window, fanout=fanout
-    )
-    app = create_app(service, token)
-    click.echo(f"council listening on {cfg.url} (data in {cfg.data_dir})", err=True)
-    tune_gc()
-    uvicorn.run(
-        app,
-        host=cfg.host,
-        port=cfg.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
+
+
+@council.command("key")
+@_config_option("Council config (TOML).")
+def council_key(config_path: str) -> None:
+    """Print the council's public key (made now if the council never ran): what members
+    pin as council-key in agent.toml."""
+    from shieldwall.config.load import load_council
+    from shieldwall.council.auth import load_or_create_key
+    from shieldwall.wire.signing import public_from_private
+
+    try:
+        cfg = load_council(config_path)
+        private, _ = _secret(cfg, load_or_create_key)
+    except ShieldwallError as exc:
+        raise _fail(exc) from exc
+    click.echo(public_from_private(private))
+
+
+_S = TypeVar("_S")
+
+
+def _secret(cfg: Any, load: Callable[[str], _S]) -> _S:
+    """A secret of the data-dir, or a ConfigError naming it when it cannot be read or made."""
+    try:
+        return load(cfg.data_dir)
+    except OSError as exc:
+        where = exc.filename or cfg.data_dir
+        raise ConfigError(
+            cfg.origin, "data-dir", f"{where}: {(exc.strerror or str(exc)).lower()}"
+        ) from exc
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,13 @@ DEFAULT_URL = "http://127.0.0.1:8470"
 
 
 class Operator:
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, tls: ssl.SSLContext | None = None) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
             timeout=15.0,
             headers={"Authorization": f"Bearer {token}"},
-            verify=client_context(),
+            verify=tls or client_context(),
         )
 
     def call(
@@ -56,7 +57,13 @@ class Operator:
 
 
 def operator_from(
-    config: str | None, url: str | None, token: str | None, token_file: str | None
+    config: str | None,
+    url: str | None,
+    token: str | None,
+    token_file: str | None,
+    ca: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
 ) -> Operator:
     if config:
         try:
@@ -76,10 +83,32 @@ def operator_from(
         raise click.ClickException(
             "no operator token: pass --config COUNCIL.toml, --token-file, or set SHIELDWALL_TOKEN"
         )
-    return Operator(url, token)
+    if (cert is None) != (key is None):
+        raise click.ClickException("give --cert and --key together (mutual TLS)")
+    try:
+        tls = client_context(ca, cert, key, "--ca" if ca else "") if ca or cert else None
+    except ShieldwallError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return Operator(url, token, tls)
 
 
 def operator_options(fn: Any) -> Any:
+    fn = click.option(
+        "--key", "key", type=click.Path(dir_okay=False), help="Client key (mutual TLS)."
+    )(fn)
+    fn = click.option(
+        "--cert",
+        "cert",
+        type=click.Path(dir_okay=False),
+        help="Client certificate, for a council that requires mutual TLS.",
+    )(fn)
+    fn = click.option(
+        "--ca",
+        "ca",
+        envvar="SHIELDWALL_CA",
+        type=click.Path(dir_okay=False),
+        help="The only CA the council's certificate may chain to (default: the system's).",
+    )(fn)
     fn = click.option("--token-file", help="File holding the operator token.")(fn)
     fn = click.option("--token", envvar="SHIELDWALL_TOKEN", help="Operator token.")(fn)
     fn = click.option(

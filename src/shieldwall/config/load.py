@@ -38,7 +38,18 @@ def load_council(path: str | Path) -> CouncilConfig:
         db = store.removeprefix("sqlite://")
         if db != ":memory:":  # a relative path is relative to the config file
             store = "sqlite://" + _resolve(base, db)
-    return replace(cfg, data_dir=_resolve(base, cfg.data_dir), store=store)
+    return replace(
+        cfg,
+        data_dir=_resolve(base, cfg.data_dir),
+        store=store,
+        tls_cert=_maybe(base, cfg.tls_cert),
+        tls_key=_maybe(base, cfg.tls_key),
+        tls_client_ca=_maybe(base, cfg.tls_client_ca),
+    )
+
+
+def _maybe(base: Path, value: str | None) -> str | None:
+    return None if value is None else _resolve(base, value)
 
 
 def load_agent(path: str | Path) -> AgentConfig:
@@ -48,6 +59,9 @@ def load_agent(path: str | Path) -> AgentConfig:
         cfg,
         key_file=_resolve(base, cfg.key_file),
         state_dir=_resolve(base, cfg.state_dir),
+        council_ca=_maybe(base, cfg.council_ca),
+        tls_cert=_maybe(base, cfg.tls_cert),
+        tls_key=_maybe(base, cfg.tls_key),
         watch=tuple(
             replace(
                 w,

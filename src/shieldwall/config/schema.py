@@ -12,9 +12,10 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from shieldwall.errors import ConfigError, InvalidScope
+from shieldwall.errors import ConfigError, InvalidScope, ShieldwallError
 from shieldwall.model import Scope, parse_scope
 from shieldwall.treaty.terms import TreatyTerms
+from shieldwall.wire import signing
 
 Duration = int | float | str
 _T = TypeVar("_T")
@@ -58,6 +59,11 @@ class _CouncilToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     replay_window: Duration = "5m"
     store: str | None = None
     fanout: str = "inprocess://"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    header_timeout: Duration = "10s"
+    body_timeout: Duration = "60s"
     treaty: dict[str, Any] = {}
 
 
@@ -72,6 +78,25 @@ class CouncilConfig:
     store: str = ""
     """The store's URL; empty: ``sqlite://<data-dir>/council.db``."""
     fanout: str = "inprocess://"
+    tls_cert: str | None = None
+    """The certificate chain (PEM) the council serves: with ``tls_key``, it speaks HTTPS."""
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    """Mutual TLS: every client must present a certificate this CA signed."""
+
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request's headers (slowloris sockets are closed)."""
+    body_timeout: float = 60.0
+    """Seconds a client has to send a request's body once its headers are in."""
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def loopback(self) -> bool:
+        """Listening on a loopback address only (nothing crosses a network)."""
+        return self.host == "localhost" or self.host.startswith("127.") or self.host == "::1"
 
     @property
     def store_url(self) -> str:
@@ -82,7 +107,7 @@ class CouncilConfig:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 def _listen(value: str, origin: str) -> tuple[str, int]:
@@ -112,6 +137,11 @@ def parse_council(data: dict[str, Any], origin: str) -> CouncilConfig:
     for key, url in (("store", raw.store), ("fanout", raw.fanout)):
         if url is not None and "://" not in url:
             raise ConfigError(origin, key, f"{url!r} is not a URL (scheme://…)")
+    if (raw.tls_cert is None) != (raw.tls_key is None):
+        missing = "tls-key" if raw.tls_key is None else "tls-cert"
+        raise ConfigError(origin, missing, "give tls-cert and tls-key together")
+    if raw.tls_client_ca is not None and raw.tls_cert is None:
+        raise ConfigError(origin, "tls-client-ca", "mutual TLS needs tls-cert and tls-key")
     return CouncilConfig(
         data_dir=raw.data_dir,
         host=host,
@@ -121,6 +151,11 @@ def parse_council(data: dict[str, Any], origin: str) -> CouncilConfig:
         origin=origin,
         store=raw.store or "",
         fanout=raw.fanout,
+        tls_cert=raw.tls_cert,
+        tls_key=raw.tls_key,
+        tls_client_ca=raw.tls_client_ca,
+        header_timeout=parse_duration(raw.header_timeout, origin, "header-timeout"),
+        body_timeout=parse_duration(raw.body_timeout, origin, "body-timeout"),
     )
 
 
@@ -147,6 +182,10 @@ class _AgentToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     key_file: str
     council: str
     state_dir: str
+    council_key: str | None = None
+    council_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
     timezone: str = "UTC"
     poll_interval: Duration = 0.05
     local_ban: bool = True
@@ -203,6 +242,14 @@ class AgentConfig:
     watch: tuple[Watch, ...]
     enforcers: tuple[EnforcerSpec, ...]
     origin: str = ""
+    council_key: str | None = None
+    """The council's public key (``shieldwall council key``): every stream message must be
+    signed by it. None: the key the council presents first is pinned (and warned about)."""
+    council_ca: str | None = None
+    """The only CA the council's certificate may chain to (None: the system's CAs)."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    """A client certificate for a council that requires mutual TLS."""
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -245,6 +292,22 @@ def parse_agent(data: dict[str, Any], origin: str) -> AgentConfig:
         )
     if sum(w.kind == "stdin" for w in watches) > 1:
         raise ConfigError(origin, "watch", "standard input can be watched once")
+    if raw.council_key is not None:
+        try:
+            signing.verify_key(raw.council_key)
+        except ShieldwallError as exc:
+            raise ConfigError(
+                origin,
+                "council-key",
+                f"not a public key ({exc}): copy what "
+                "`shieldwall council key --config council.toml` prints",
+            ) from exc
+    if (raw.council_ca or raw.tls_cert) and not raw.council.startswith("https://"):
+        key = "council-ca" if raw.council_ca else "tls-cert"
+        raise ConfigError(origin, key, f"the council URL {raw.council!r} is not https://")
+    if (raw.tls_cert is None) != (raw.tls_key is None):
+        missing = "tls-key" if raw.tls_key is None else "tls-cert"
+        raise ConfigError(origin, missing, "give tls-cert and tls-key together")
     return AgentConfig(
         member=raw.member,
         key_file=raw.key_file,
@@ -259,6 +322,10 @@ def parse_agent(data: dict[str, Any], origin: str) -> AgentConfig:
         watch=tuple(watches),
         enforcers=tuple(EnforcerSpec(e.kind, e.path, e.table) for e in raw.enforcer),
         origin=origin,
+        council_key=raw.council_key,
+        council_ca=raw.council_ca,
+        tls_cert=raw.tls_cert,
+        tls_key=raw.tls_key,
     )
 
 

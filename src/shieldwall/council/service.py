@@ -36,6 +36,7 @@ radius counts); decisions and their evidence are in the store and are adopted ag
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections import OrderedDict
@@ -116,6 +117,7 @@ from shieldwall.wire.messages import (
     encode,
     sighting_from_wire,
 )
+from shieldwall.wire.stream import Signer
 
 log = logging.getLogger("shieldwall.council")
 
@@ -235,8 +237,16 @@ class CouncilService:
         tick_interval: float = 5.0,
         state_interval: float = 30.0,
         group_window: float = 0.002,
+        council_key: str | None = None,
     ) -> None:
+        """``council_key``: the council's private key (base64), which signs every stream
+        message; None: a key of its own, made now (tests)."""
         self.store = store
+        private = council_key or signing.generate()[0]
+        key = signing.signing_key(private)
+        self.public_key = signing.public_from_private(private)
+        """What members pin as ``council-key``."""
+        self._sign: Signer = functools.partial(signing.sign, key)
         self.terms = terms
         self.clock = clock
         self.replay_window = replay_window
@@ -688,13 +698,13 @@ class CouncilService:
         sightings: list[Sighting] = []
         for raw in report.sightings:
             try:
-                sightings.append(sighting_from_wire(raw))
+                sightings.append(sighting_from_wire(raw, report.sent_at))
             except WireError:
                 malformed += 1
         effects: list[Effect] = []
         for raw_alert in report.alerts:
             try:
-                alert = alert_from_wire(raw_alert)
+                alert = alert_from_wire(raw_alert, report.sent_at)
             except WireError:
                 malformed += 1
                 continue
@@ -904,7 +914,9 @@ class CouncilService:
 
     def follow(self, member: str | None, since: int | None) -> AsyncIterator[bytes]:
         """A member's decision stream as SSE bytes (:func:`shieldwall.council.stream.follow`)."""
-        return stream.follow(self.store.log, self.fanout, self.clock.now, member, since)
+        return stream.follow(
+            self.store.log, self.fanout, self.clock.now, member, since, sign=self._sign
+        )
 
     async def explain(self, decision_id: str) -> Explanation | None:
         """A decision with its evidence chain (and why it was revoked, if it was)."""

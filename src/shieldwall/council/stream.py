@@ -23,25 +23,26 @@ from datetime import datetime
 
 from shieldwall.council.fanout.base import Batch, Fanout, Item, Notice
 from shieldwall.council.store.base import DecisionLog
-from shieldwall.wire.stream import HEARTBEAT, batch_frame, page_frame, sse
+from shieldwall.wire.stream import HEARTBEAT, Signer, batch_frame, page_frame, sse
 
 PAGE = 5000
 """Decisions per snapshot page, and events per backlog message."""
 HEARTBEAT_EVERY = 15.0
 
 
-def frames(items: list[Item], sent: int) -> tuple[bytes, int]:
-    """The SSE bytes of live items, in order; events at or below ``sent`` are skipped (a
-    batch entirely past ``sent`` is sent as encoded once for every subscriber)."""
+def frames(items: list[Item], sent: int, sign: Signer | None = None) -> tuple[bytes, int]:
+    """The SSE bytes of live items, in order, each message signed by ``sign``; events at or
+    below ``sent`` are skipped (a batch entirely past ``sent`` is sent as encoded and signed
+    once for every subscriber)."""
     out: list[bytes] = []
     for item in items:
         if isinstance(item, Notice):
-            out.append(sse(item.event, item.data))
+            out.append(sse(item.event, item.data, sign=sign))
         elif isinstance(item, Batch) and item.last_seq > sent:
             if item.first_seq > sent:
-                out.append(item.wire(batch_frame))
+                out.append(item.wire(lambda events: batch_frame(events, sign)))
             else:
-                out.append(batch_frame([e for e in item.events if e.seq > sent]))
+                out.append(batch_frame([e for e in item.events if e.seq > sent], sign))
             sent = item.last_seq
     return b"".join(out), sent
 
@@ -54,6 +55,7 @@ async def follow(
     since: int | None,
     *,
     heartbeat: float = HEARTBEAT_EVERY,
+    sign: Signer | None = None,
 ) -> AsyncIterator[bytes]:
     async with fanout.subscribe(member) as sub:
         last = await log.last_seq()
@@ -61,7 +63,7 @@ async def follow(
             cursor: str | None = None
             while True:
                 page, cursor = await log.active_page(now(), cursor, PAGE)
-                yield page_frame(last, page, cursor is None)
+                yield page_frame(last, page, cursor is None, sign)
                 if cursor is None:
                     break
             sent = last
@@ -71,7 +73,7 @@ async def follow(
                 events = await log.since(sent, PAGE)
                 if not events:
                     break
-                yield batch_frame(events)
+                yield batch_frame(events, sign)
                 sent = events[-1].seq
         while True:
             try:
@@ -81,6 +83,6 @@ async def follow(
                 continue
             if items is None:  # cut: the member resumes from `sent`
                 return
-            data, sent = frames(items, sent)
+            data, sent = frames(items, sent, sign)
             if data:
                 yield data

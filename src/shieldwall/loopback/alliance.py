@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from shieldwall.wire.signing import generate
+from shieldwall.wire.signing import generate, public_from_private
 
 ATTACKER = "203.0.113.77"
 
@@ -106,6 +106,18 @@ class LocalAlliance:
     """The rules each agent's watch runs (shipped names or rule file paths)."""
     trust: str = ""
     """Trust level members are enrolled with; empty: the council's default."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    """The council serves HTTPS with this certificate chain and key (PEM files)."""
+    ca: str = ""
+    """The CA file agents and the operator verify the council's certificate with."""
+    pin: bool = True
+    """Agents are given the council's key (``council-key``); False: they pin it on first
+    contact."""
+    council_key: str = ""
+    """The council's public key (read from its data-dir once it started)."""
+    council_extra: str = ""
+    """More council.toml lines (before its [treaty] table)."""
 
     def __enter__(self) -> LocalAlliance:
         try:
@@ -120,7 +132,14 @@ class LocalAlliance:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://127.0.0.1:{self.port}"
+
+    def _verify(self) -> Any:
+        if not self.ca:
+            return True
+        from shieldwall.tls import client_context
+
+        return client_context(self.ca)
 
     def _cmd(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "shieldwall", *args]
@@ -149,8 +168,10 @@ class LocalAlliance:
             self.port = free_port()
         cdir = self.root / "council"
         cdir.mkdir(exist_ok=True)
+        tls = f'tls-cert = "{self.tls_cert}"\ntls-key = "{self.tls_key}"\n' if self.tls_cert else ""
         (cdir / "council.toml").write_text(
-            f'data-dir = "data"\nlisten = "127.0.0.1:{self.port}"\n{self.treaty}\n'
+            f'data-dir = "data"\nlisten = "127.0.0.1:{self.port}"\n{tls}{self.council_extra}\n'
+            f"{self.treaty}\n"
         )
         with open(cdir / "council.log", "ab") as err:
             self.council_proc = subprocess.Popen(
@@ -163,6 +184,8 @@ class LocalAlliance:
             )
         self._wait_health()
         self.token = (cdir / "data" / "operator.token").read_text().strip()
+        private = (cdir / "data" / "council.key").read_text().strip()
+        self.council_key = public_from_private(private)
 
     def _wait_health(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -170,7 +193,8 @@ class LocalAlliance:
             if self.council_proc is not None and self.council_proc.poll() is not None:
                 raise RuntimeError("the council exited; see council/council.log")
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/v1/health", timeout=1, verify=self._verify())
+                if health.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -188,6 +212,7 @@ class LocalAlliance:
             json=body,
             timeout=10,
             headers={"Authorization": f"Bearer {self.token}"},
+            verify=self._verify(),
         )
 
     def add_member(self, name: str, *, enroll: bool = True) -> Member:
@@ -208,9 +233,12 @@ class LocalAlliance:
         )
         rules = ", ".join(json.dumps(r) for r in self.rules)
         config = mdir / "agent.toml"
+        trust = (f'council-key = "{self.council_key}"\n' if self.pin else "") + (
+            f'council-ca = "{self.ca}"\n' if self.ca else ""
+        )
         config.write_text(
             f'member = "{name}"\nkey-file = "member.key"\ncouncil = "{self.url}"\n'
-            f'state-dir = "state"\npoll-interval = {self.poll_interval}\n'
+            f'state-dir = "state"\npoll-interval = {self.poll_interval}\n{trust}'
             f'[[watch]]\npath = "{log}"\nrules = [{rules}]\n{enforcer}'
         )
         m = Member(name, mdir, config, log, enforce_log, public)

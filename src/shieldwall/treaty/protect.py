@@ -119,6 +119,7 @@ class Protected:
         allowlist: Iterable[Scope] = (),
         member_addresses: Iterable[tuple[str, Scope]] = (),
         protect_private: bool = True,
+        council: Iterable[Scope] = (),
     ) -> Protected:
         entries: list[tuple[Scope, str]] = []
         entries += [(n, "protected:loopback") for n in LOOPBACK]
@@ -129,6 +130,7 @@ class Protected:
             entries += [(n, "protected:private") for n in PRIVATE]
         entries += [(n, "protected:allowlist") for n in allowlist]
         entries += [(n, f"protected:member:{name}") for name, n in member_addresses]
+        entries += [(n, "protected:council") for n in council]
         return cls(tuple(entries))
 
     def reason_for(self, scope: Scope, *, remember: bool = True) -> str | None:

@@ -8,7 +8,7 @@ crash.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
 import msgspec
@@ -40,6 +40,11 @@ MAX_SIGHTINGS = 10_000
 MAX_ANSWERS = 1_000
 MAX_RULE_CHARS = 100
 MAX_REASON_CHARS = 500
+MAX_ID_CHARS = 128
+"""A report's or concern's id (a nonce): agents send 32 hex digits."""
+MAX_FUTURE = timedelta(days=1)
+MAX_PAST = timedelta(days=366)
+"""An alert's or sighting's times must fall within this much of the report's ``sent_at``."""
 
 
 class WireAlert(msgspec.Struct, forbid_unknown_fields=True):
@@ -179,6 +184,69 @@ class BulkRevokeRequest(msgspec.Struct, forbid_unknown_fields=True, omit_default
     source: str = ""
 
 
+# -- operator requests: strict types (a JSON boolean is a boolean; a number is a number) --
+
+
+class BanRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/decisions``: ``duration`` in seconds; ``force`` overrides protection."""
+
+    scope: str
+    duration: float | None = None
+    reason: str | None = None
+    force: bool = False
+
+
+class RevokeRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/decisions/revoke``: a scope, or a decision's id."""
+
+    scope: str | None = None
+    id: str | None = None
+
+
+class MemberRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/members``: enroll ``name`` with its public key."""
+
+    name: str
+    public_key: str
+    addresses: list[str] = []
+    trust: str = "member"
+
+
+class AllowlistRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/allowlist``: add (or remove) a run-time entry."""
+
+    scope: str
+    action: Literal["add", "remove"] = "add"
+    reason: str = ""
+
+
+class OperatorConcern(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/concerns`` by the operator."""
+
+    source: str
+    reason: str = ""
+    rule: str | None = None
+
+
+OPERATOR_REQUESTS: dict[str, type[msgspec.Struct]] = {
+    "ban": BanRequest,
+    "revoke": RevokeRequest,
+    "member": MemberRequest,
+    "allowlist": AllowlistRequest,
+    "concern": OperatorConcern,
+    "import": ImportRequest,
+    "bulk-revoke": BulkRevokeRequest,
+}
+_operator_decoders = {cls: msgspec.json.Decoder(cls) for cls in OPERATOR_REQUESTS.values()}
+_T_REQ = TypeVar("_T_REQ", bound=msgspec.Struct)
+
+
+def decode_request(body: bytes, cls: type[_T_REQ]) -> _T_REQ:
+    """An operator's request body as ``cls``; anything else is a WireError saying what."""
+    decoder: msgspec.json.Decoder[_T_REQ] = _operator_decoders[cls]  # type: ignore[assignment]
+    return _decode(decoder, body, "request")
+
+
 _report_decoder = msgspec.json.Decoder(Report)
 _import_decoder = msgspec.json.Decoder(ImportRequest)
 _bulk_revoke_decoder = msgspec.json.Decoder(BulkRevokeRequest)
@@ -199,10 +267,22 @@ def _decode(decoder: msgspec.json.Decoder[_M], body: bytes | str, what: str) -> 
         return decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise WireError(f"malformed {what}: {exc}") from exc
+    except UnicodeDecodeError as exc:  # msgspec checks strings' UTF-8 as it reads them
+        raise WireError(f"malformed {what}: invalid UTF-8 at byte {exc.start}") from exc
+    except RecursionError as exc:
+        raise WireError(f"malformed {what}: nested too deep") from exc
+
+
+def check_nonce(value: str, what: str = "id") -> str:
+    """A report's or concern's id (its nonce): 1 to ``MAX_ID_CHARS`` printable ASCII."""
+    if not 0 < len(value) <= MAX_ID_CHARS or not value.isascii() or not value.isprintable():
+        raise WireError(f"{what} is 1 to {MAX_ID_CHARS} printable ASCII characters")
+    return value
 
 
 def decode_report(body: bytes) -> Report:
     report = _decode(_report_decoder, body, "report")
+    check_nonce(report.id)
     if len(report.alerts) > MAX_ALERTS:
         raise WireError(f"too many alerts in one report (max {MAX_ALERTS})")
     if len(report.sightings) > MAX_SIGHTINGS:
@@ -227,7 +307,9 @@ def decode_bulk_revoke(body: bytes) -> BulkRevokeRequest:
 
 
 def decode_concern(body: bytes) -> ConcernRequest:
-    return _decode(_concern_decoder, body, "concern")
+    concern = _decode(_concern_decoder, body, "concern")
+    check_nonce(concern.id)
+    return concern
 
 
 def decode_consult(body: bytes | str) -> WireConsult:
@@ -258,27 +340,39 @@ def alert_to_wire(alert: Alert) -> WireAlert:
     )
 
 
-def alert_from_wire(w: WireAlert) -> Alert:
+def _span(first: datetime, last: datetime, sent_at: datetime | None, what: str) -> None:
+    if first > last:
+        raise WireError(f"{what} first is after last")
+    if sent_at is not None and (last > sent_at + MAX_FUTURE or first < sent_at - MAX_PAST):
+        raise WireError(f"{what} times are not within a year before sent_at (or a day after)")
+
+
+def alert_from_wire(w: WireAlert, sent_at: datetime | None = None) -> Alert:
+    """``sent_at``: the report's, which the alert's times must be near."""
     try:
         source = parse_address(w.source)
     except InvalidScope as exc:
         raise WireError(str(exc)) from exc
     if w.count < 1:
         raise WireError("alert count must be at least 1")
+    if not w.rule:
+        raise WireError("alert rule must not be empty")
     if w.bantime is not None and not (0 < w.bantime <= 366 * 86400):
         raise WireError("alert bantime out of range")
+    first, last = _aware(w.first), _aware(w.last)
+    _span(first, last, None if sent_at is None else _aware(sent_at), "alert")
     return Alert(
         rule=w.rule[:100],
         source=source,
-        first=_aware(w.first),
-        last=_aware(w.last),
+        first=first,
+        last=last,
         count=w.count,
         evidence=tuple(e[:MAX_EVIDENCE_CHARS] for e in w.evidence[:MAX_EVIDENCE]),
         bantime=w.bantime,
     )
 
 
-def sighting_from_wire(w: WireSighting) -> Sighting:
+def sighting_from_wire(w: WireSighting, sent_at: datetime | None = None) -> Sighting:
     try:
         source = parse_address(w.source)
     except InvalidScope as exc:
@@ -288,8 +382,7 @@ def sighting_from_wire(w: WireSighting) -> Sighting:
     if not w.rule:
         raise WireError("sighting rule must not be empty")
     first, last = _aware(w.first), _aware(w.last)
-    if first > last:
-        raise WireError("sighting first is after last")
+    _span(first, last, None if sent_at is None else _aware(sent_at), "sighting")
     return Sighting(source, w.rule[:MAX_RULE_CHARS], SightingKind(w.kind), w.count, first, last)
 
 

@@ -10,13 +10,15 @@ Every endpoint is described in its docstring (OpenAPI YAML), served at ``/openap
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from shieldwall.council.api import allowlist, decisions, members, records, reports
-from shieldwall.council.api.common import Api
+from shieldwall.council.api.common import MAX_BODY, Api
+from shieldwall.council.api.intake import BoundedIntake
 from shieldwall.council.run import lifespan
 from shieldwall.council.service import CouncilService
 
@@ -38,7 +40,11 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
         *allowlist.ROUTES,
         Route("/openapi.json", openapi, include_in_schema=False),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan(service, reaper_interval))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan(service, reaper_interval),
+        middleware=[Middleware(BoundedIntake, limit=MAX_BODY)],
+    )
     app.state.api = Api(service, token)
     return app
 

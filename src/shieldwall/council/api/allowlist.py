@@ -12,10 +12,11 @@ from shieldwall.council.api.common import (
     decision_json,
     error,
     operator,
-    read_json,
+    read_request,
 )
 from shieldwall.errors import InvalidScope, WireError
 from shieldwall.model import parse_scope, scope_str
+from shieldwall.wire.messages import AllowlistRequest
 
 
 @operator
@@ -43,17 +44,13 @@ async def allowlist(request: Request) -> Response:
             }
         )
     try:
-        data = await read_json(request)
-        if not isinstance(data, dict):
-            raise WireError("body must be an object")
-        scope = parse_scope(str(data["scope"]))
-        action = str(data.get("action", "add"))
-        if action not in ("add", "remove"):
-            raise WireError("action is add or remove")
-        reason = str(data.get("reason") or "")[:500]
+        req = await read_request(request, AllowlistRequest)
+        scope = parse_scope(req.scope)
+        action = req.action
+        reason = req.reason[:500]
     except TooLarge as exc:
         return error(413, "too-large", str(exc))
-    except (KeyError, InvalidScope, WireError) as exc:
+    except (InvalidScope, WireError) as exc:
         return error(400, "malformed", str(exc))
     if action == "add":
         revoked = await service.allowlist_add(scope, reason)

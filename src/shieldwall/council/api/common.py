@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -17,8 +17,10 @@ from shieldwall.council.service import CouncilService, ReportOutcome
 from shieldwall.errors import SignatureError, WireError
 from shieldwall.model import Decision, Refusal, scope_str
 from shieldwall.treaty import Concern
-from shieldwall.wire.messages import decision_to_wire
+from shieldwall.wire.messages import decision_to_wire, decode_request
 from shieldwall.wire.signing import verify_request
+
+_R = TypeVar("_R", bound=msgspec.Struct)
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -58,6 +60,7 @@ class FastJSON(Response):
 
 
 def error(status: int, reason: str, detail: str = "") -> JSONResponse:
+    """A refusal as JSON (a body still arriving is cut by :mod:`.intake`)."""
     return JSONResponse({"error": reason, "detail": detail}, status_code=status)
 
 
@@ -66,22 +69,25 @@ class TooLarge(WireError):
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The request body, refused (:class:`TooLarge`) once it is over ``limit`` bytes."""
+    """The request body, read as it arrives and refused (:class:`TooLarge`) as soon as it
+    is over ``limit`` bytes (a chunked upload with no length is never held beyond it)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise TooLarge(f"max {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise TooLarge(f"max {limit} bytes")
-    return body
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise TooLarge(f"max {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
 
 
-async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
-    body = await read_body(request, limit)
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise WireError(f"body is not JSON: {exc}") from exc
+async def read_request(request: Request, cls: type[_R], limit: int = MAX_BODY) -> _R:
+    """An operator's request body decoded as ``cls`` (strict types); WireError or
+    TooLarge otherwise."""
+    return decode_request(await read_body(request, limit), cls)
 
 
 def operator(fn: Handler) -> Handler:

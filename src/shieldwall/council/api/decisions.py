@@ -19,7 +19,7 @@ from shieldwall.council.api.common import (
     evidence_json,
     operator,
     read_body,
-    read_json,
+    read_request,
     reader,
     reader_refusal,
     refusal_json,
@@ -30,6 +30,8 @@ from shieldwall.treaty import BanItem
 from shieldwall.treaty.policy import MAX_DURATION
 from shieldwall.wire.messages import (
     MAX_REASON_CHARS,
+    BanRequest,
+    RevokeRequest,
     WireDecision,
     decision_to_wire,
     decode_bulk_revoke,
@@ -97,12 +99,6 @@ def _duration(value: Any) -> float | None:
     return float(value)
 
 
-def _force(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise WireError("force is true or false")
-    return value
-
-
 @operator
 async def ban(request: Request) -> Response:
     """
@@ -119,16 +115,14 @@ async def ban(request: Request) -> Response:
     """
     service = api_of(request).service
     try:
-        data = await read_json(request)
-        if not isinstance(data, dict):
-            raise WireError("body must be an object")
-        scope = parse_scope(str(data["scope"]))
-        duration = _duration(data.get("duration"))
-        reason = str(data.get("reason") or "operator ban")[:MAX_REASON_CHARS]
-        force = _force(data.get("force", False))
+        req = await read_request(request, BanRequest)
+        scope = parse_scope(req.scope)
+        duration = _duration(req.duration)
+        reason = (req.reason or "operator ban")[:MAX_REASON_CHARS]
+        force = req.force
     except TooLarge as exc:
         return error(413, "too-large", str(exc))
-    except (KeyError, InvalidScope, WireError) as exc:
+    except (InvalidScope, WireError) as exc:
         return error(400, "malformed", str(exc))
     result = await service.ban(scope, duration, reason, force=force)
     if result.refusal is not None:
@@ -207,13 +201,13 @@ async def unban(request: Request) -> Response:
     """
     service = api_of(request).service
     try:
-        data = await read_json(request)
-        if not isinstance(data, dict):
-            raise WireError("body must be an object")
-        target: Scope | str = str(data["id"]) if "id" in data else parse_scope(str(data["scope"]))
+        req = await read_request(request, RevokeRequest)
+        if (req.id is None) == (req.scope is None):
+            raise WireError("give one of scope or id")
+        target: Scope | str = req.id if req.id is not None else parse_scope(str(req.scope))
     except TooLarge as exc:
         return error(413, "too-large", str(exc))
-    except (KeyError, InvalidScope, WireError) as exc:
+    except (InvalidScope, WireError) as exc:
         return error(400, "malformed", str(exc))
     revoked = await service.unban(target)
     return JSONResponse({"revoked": [decision_json(d) for d in revoked]})

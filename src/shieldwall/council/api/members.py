@@ -12,10 +12,11 @@ from shieldwall.council.api.common import (
     error,
     member_json,
     operator,
-    read_json,
+    read_request,
 )
 from shieldwall.errors import InvalidScope, SignatureError, StoreError, WireError
 from shieldwall.model import parse_scope
+from shieldwall.wire.messages import MemberRequest
 
 
 @operator
@@ -32,21 +33,16 @@ async def members(request: Request) -> Response:
     if request.method == "GET":
         return JSONResponse([member_json(m) for m in await service.members()])
     try:
-        data = await read_json(request)
-        if not isinstance(data, dict):
-            raise WireError("body must be an object")
-        addresses = data.get("addresses", [])
-        if not isinstance(addresses, list):
-            raise WireError("addresses is a list")
+        req = await read_request(request, MemberRequest)
         record = await service.enroll(
-            str(data["name"]),
-            str(data["public_key"]),
-            tuple(parse_scope(str(a)) for a in addresses),
-            str(data.get("trust", "member")),
+            req.name,
+            req.public_key,
+            tuple(parse_scope(a) for a in req.addresses),
+            req.trust,
         )
     except TooLarge as exc:
         return error(413, "too-large", str(exc))
-    except (KeyError, InvalidScope, WireError, SignatureError) as exc:
+    except (InvalidScope, WireError, SignatureError) as exc:
         return error(400, "malformed", str(exc))
     except StoreError as exc:
         return error(409, "conflict", str(exc))

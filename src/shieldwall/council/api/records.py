@@ -18,6 +18,18 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "seq": await api_of(request).service.last_seq()})
 
 
+async def council_key(request: Request) -> Response:
+    """
+    summary: The council's public key, which signs every stream message.
+    description: >
+      Members pin it as ``council-key`` in agent.toml (``shieldwall council key`` prints
+      it); an agent without one pins what this answers on first contact, and warns.
+    responses:
+      200: {description: '{"public_key": BASE64}'}
+    """
+    return JSONResponse({"public_key": api_of(request).service.public_key})
+
+
 @operator
 async def refusals(request: Request) -> Response:
     """
@@ -55,6 +67,7 @@ async def stats(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/health", health, methods=["GET"]),
+    Route("/v1/council", council_key, methods=["GET"]),
     Route("/v1/refusals", refusals, methods=["GET"]),
     Route("/v1/audit", audit, methods=["GET"]),
     Route("/v1/stats", stats, methods=["GET"]),

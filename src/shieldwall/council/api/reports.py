@@ -15,11 +15,12 @@ from shieldwall.council.api.common import (
     error,
     is_operator,
     read_body,
-    read_json,
+    read_request,
     refusal_json,
 )
 from shieldwall.errors import InvalidScope, SignatureError, WireError
 from shieldwall.model import parse_address
+from shieldwall.wire.messages import OperatorConcern
 
 
 async def reports(request: Request) -> Response:
@@ -94,17 +95,13 @@ async def concerns(request: Request) -> Response:
     service = api_of(request).service
     if is_operator(request):
         try:
-            data = await read_json(request)
-            if not isinstance(data, dict):
-                raise WireError("body must be an object")
-            source = parse_address(str(data["source"]))
-            reason = str(data.get("reason") or "")[:500]
-            rule = data.get("rule")
-            if rule is not None and not isinstance(rule, str):
-                raise WireError("rule must be a string")
+            req = await read_request(request, OperatorConcern)
+            source = parse_address(req.source)
+            reason = req.reason[:500]
+            rule = req.rule
         except TooLarge as exc:
             return error(413, "too-large", str(exc))
-        except (KeyError, InvalidScope, WireError) as exc:
+        except (InvalidScope, WireError) as exc:
             return error(400, "malformed", str(exc))
         out = await service.raise_concern(source, None, reason, rule and rule[:100])
         return concern_outcome(out)

@@ -70,6 +70,10 @@ def test_council_config_errors(data: dict[str, object], message: str) -> None:
         ),
         ({"enforcer": [{"kind": "iptables"}]}, "a.toml: enforcer[0].kind: Invalid enum value"),
         ({"council-key": "nope"}, "a.toml: council-key: not a public key"),
+        (
+            {"enforcer": [{"kind": "nftables", "table": "bad name;"}]},
+            "a.toml: enforcer[0].table: 'bad name;' is not an nftables table name",
+        ),
         ({"council-ca": "/ca.pem"}, "a.toml: council-ca: the council URL 'http://"),
         (
             {"council": "https://c", "tls-cert": "/c.pem"},

@@ -65,8 +65,17 @@ class EnforcerError(ShieldwallError):
 
 
 class CouncilError(ShieldwallError):
-    """The council refused a request or could not be reached."""
+    """The council refused a request or could not be reached. ``reason``: the council's
+    refusal (``revoked``, ``unknown-member``…), when it gave one."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    PERMANENT = frozenset({"unknown-member", "bad-signature", "revoked", "unsigned"})
+    """Refusals that asking again cannot change (an operator must act)."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
         self.status = status
+        self.reason = reason
         super().__init__(message)
+
+    @property
+    def permanent(self) -> bool:
+        return self.status in (401, 403) and self.reason in self.PERMANENT

@@ -122,3 +122,19 @@ async def test_closing_ends_every_subscription(fanout: Fanout) -> None:
         await asyncio.sleep(0.01)
         await fanout.close()
         assert await asyncio.wait_for(waiting, 5) is None
+
+
+async def test_dropping_a_member_cuts_its_subscriptions_at_once(fanout: Fanout) -> None:
+    async with (
+        fanout.subscribe("a") as a1,
+        fanout.subscribe("a") as a2,
+        fanout.subscribe("b") as b,
+    ):
+        await fanout.publish(batch(1))
+        assert await fanout.drop("a") == 2
+        assert await fanout.drop("nobody") == 0
+        for sub in (a1, a2):  # not even what was queued before the drop
+            assert await asyncio.wait_for(sub.next(), 5) is None
+        items = await asyncio.wait_for(b.next(), 5)
+        assert items is not None
+        assert [e.seq for item in items if isinstance(item, Batch) for e in item.events] == [1]

@@ -211,6 +211,15 @@ async def test_members(store: Store) -> None:
     got = await store.members.get("web1")
     assert got is not None
     assert got.revoked_at == NOW
+    # a revoked name enrolled again with a new key; a key moved to another member is refused
+    again = member("web1", "k3")
+    await store.members.replace(again)
+    assert await store.members.get("web1") == again
+    with pytest.raises(StoreError, match="another member"):
+        await store.members.replace(member("web1", "k2"))
+    with pytest.raises(StoreError, match="no member"):
+        await store.members.replace(member("nope", "k4"))
+    assert await store.members.get("web1") == again
 
 
 async def test_nonces_are_remembered_once_and_forgotten(store: Store) -> None:

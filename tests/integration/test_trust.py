@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -357,3 +358,67 @@ def test_agent_config_refuses_a_malformed_council_key_in_one_line(tmp_path: Path
     assert "council-key" in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+# -- membership: revocation ends streams, the agent stops asking, keys rotate ---------------
+
+
+def _count(path: Path, text: str) -> int:
+    return path.read_text().count(text) if path.exists() else 0
+
+
+def test_revocation_ends_the_stream_at_once_and_the_agent_stops_asking(tmp_path: Path) -> None:
+    with LocalAlliance(n_members=2, root=tmp_path / "a") as alliance:
+        kept, gone = alliance.members
+        r = alliance.operator("POST", f"/v1/members/{gone.name}/revoke")
+        assert r.status_code == 200, r.text
+        wait_for(lambda: alliance.stats().get("streams.live") == 1, 3, "the stream's end")
+        log = gone.dir / "agent.log"
+        wait_for(lambda: _count(log, "council.refused") >= 1, what="the agent's ERROR")
+        lost_before = _count(log, "stream.lost")
+        time.sleep(3)  # it used to retry the 403 every 5 s, forever
+        assert _count(log, "ERROR") == 1
+        assert _count(log, "council.refused") == 1
+        assert _count(log, "stream.lost") == lost_before
+        assert gone.counter("council.refused.revoked") == 1
+        # local defence goes on; the alliance goes on without it
+        alliance.attack(kept, ATTACKER, 5)
+        wait_for(lambda: ATTACKER in enforced_set(kept), what="the kept member's decision")
+        assert ATTACKER not in enforced_set(gone)
+        # the revoked name may be enrolled again with a new key
+        private, public = generate()
+        r = alliance.operator("POST", "/v1/members", {"name": gone.name, "public_key": public})
+        assert r.status_code == 201, r.text
+        r = alliance.operator("POST", "/v1/members", {"name": kept.name, "public_key": public})
+        assert r.status_code == 409
+        assert "rekey" in r.json()["detail"]
+        alliance.stop_agent(gone)
+        (gone.dir / "member.key").write_text(private + "\n")
+        alliance.start_agent(gone)
+        alliance.wait_streams(2)
+        wait_for(lambda: ATTACKER in enforced_set(gone), what="the snapshot at the re-enrolled")
+
+
+def test_rekey_refuses_the_old_key_and_the_new_one_follows(tmp_path: Path) -> None:
+    with LocalAlliance(n_members=1, root=tmp_path / "a") as alliance:
+        m = alliance.members[0]
+        private, public = generate()
+        token = str(alliance.root / "council" / "data" / "operator.token")  # type: ignore[operator]
+        out = _cli(
+            "members", "rekey", m.name, "--public-key", public,
+            "--council", alliance.url, "--token-file", token,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert f"rekeyed {m.name}" in out.stdout
+        log = m.dir / "agent.log"
+        wait_for(lambda: _count(log, "council.refused") >= 1, what="the old key refused")
+        assert "bad-signature" in log.read_text()
+        alliance.stop_agent(m)
+        (m.dir / "member.key").write_text(private + "\n")
+        alliance.start_agent(m)
+        alliance.wait_streams(1)
+        r = alliance.operator("POST", "/v1/decisions", {"scope": ATTACKER, "reason": "t"})
+        assert r.status_code in (200, 201)
+        wait_for(lambda: ATTACKER in enforced_set(m), what="a decision with the new key")
+        audit = alliance.operator("GET", "/v1/audit").json()
+        assert any(a["action"] == "member.rekey" and a["subject"] == m.name for a in audit)

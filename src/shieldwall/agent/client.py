@@ -44,6 +44,16 @@ class ForgedStream(CouncilError):
     dropped (the agent resumes from its last sequence number, from the council's store)."""
 
 
+def _reason(body: bytes) -> str | None:
+    """The council's refusal reason (``{"error": …}``), if the body says one."""
+    try:
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    reason = data.get("error") if isinstance(data, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
 def new_report_id() -> str:
     return uuid.uuid4().hex
 
@@ -190,7 +200,11 @@ class CouncilClient:
         if resp.status_code == 409:
             return {"replayed": True}
         if resp.status_code != 200:
-            raise CouncilError(f"report refused: {resp.status_code} {resp.text}", resp.status_code)
+            raise CouncilError(
+                f"report refused: {resp.status_code} {resp.text}",
+                resp.status_code,
+                _reason(resp.content),
+            )
         out: dict[str, object] = resp.json()
         return out
 
@@ -242,6 +256,7 @@ class CouncilClient:
                     raise CouncilError(
                         f"stream refused: {source.response.status_code} {source.response.text}",
                         source.response.status_code,
+                        _reason(source.response.content),
                     )
                 async for sse in source.aiter_sse():
                     if sse.event not in ("batch", "snapshot", "consult"):

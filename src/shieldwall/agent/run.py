@@ -50,6 +50,7 @@ from shieldwall.detect.rule import Rule
 from shieldwall.enforce.base import Enforcer
 from shieldwall.enforce.log import LogEnforcer
 from shieldwall.errors import ConfigError, CouncilError, InvalidScope, ShieldwallError
+from shieldwall.lockfile import DirLock
 from shieldwall.model import (
     Alert,
     EventKind,
@@ -218,6 +219,8 @@ class Agent:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self._dir_lock = DirLock(config.state_dir, "agent", config.origin, "state-dir")
+        """No second agent on this state-dir (it would report the same lines twice)."""
         self.state = AgentState(config.state_dir)
         key = read_key(config.key_file)
         self.client = client or CouncilClient(
@@ -258,6 +261,7 @@ class Agent:
         self._watches = [(w, load_rules(w.rules, config.origin)) for w in config.watch]
         self.recent = RecentIndex()
         self._answered: OrderedDict[str, None] = OrderedDict()
+        self._refused_logged = False
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -303,6 +307,7 @@ class Agent:
                 await e.close()
             await self.client.close()
             self.state.close()
+            self._dir_lock.close()
 
     async def _enforce(self) -> None:
         await self.enforcement.apply(self.blocks, self.clock.now().timestamp())
@@ -451,6 +456,9 @@ class Agent:
                         item.report_id, item.alerts, item.sightings, item.answers
                     )
                 except CouncilError as exc:
+                    if exc.permanent:  # the reports wait on disk until an operator acts
+                        await self._refused(exc, "reports")
+                        break
                     if exc.status == 400:  # will never be accepted: keep it out of the way
                         log.error("report.rejected id=%s %s", item.report_id, exc)
                         self.state.outbox_done(item.id, "reports.rejected")
@@ -497,10 +505,35 @@ class Agent:
                     self.config.origin or "agent.toml",
                 )
             except CouncilError as exc:
+                if exc.permanent:
+                    self.connected.clear()
+                    await self._refused(exc, "stream")
+                    continue
                 log.warning("stream.lost since=%s retry_in=%.1fs %s", since, backoff, exc)
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    async def _refused(self, exc: CouncilError, what: str) -> None:
+        """The council refuses this member for good (revoked, unknown, another key): say so
+        once, in one ERROR, and stop asking (local defence goes on; reports stay on disk).
+        Only a restart, after an operator acted, tries again."""
+        self.state.bump({f"council.refused.{exc.reason}": 1})
+        if not self._refused_logged:
+            self._refused_logged = True
+            log.error(
+                "council.refused reason=%s member=%s: the council refuses this member (%s); "
+                "the agent stops asking and keeps defending this host alone. Fix it at the "
+                "council (shieldwall members add/rekey) or in %s (member, key-file), then "
+                "restart the agent",
+                exc.reason,
+                self.config.member,
+                exc,
+                self.config.origin or "agent.toml",
+            )
+        else:
+            log.debug("council.refused %s: %s", what, exc)
+        await asyncio.Event().wait()  # for good: until the agent stops
 
     async def _pin_council_key(self) -> None:
         """No ``council-key`` in agent.toml: pin the one saved at first contact, or the one

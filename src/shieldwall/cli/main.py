@@ -105,11 +105,13 @@ def council(ctx: click.Context, config_path: str | None, log_level: str) -> None
     from shieldwall.council.run import exposure_warning, serve
     from shieldwall.council.service import CouncilService
     from shieldwall.council.store import open_store
+    from shieldwall.lockfile import DirLock
     from shieldwall.wire.signing import public_from_private
 
     setup_logging(log_level)
     try:
         cfg = load_council(config_path)
+        lock = DirLock(cfg.data_dir, "council", cfg.origin, "data-dir")  # held while it runs
         store = open_store(cfg.store_url, cfg.origin)
         fanout = open_fanout(cfg.fanout, cfg.origin)
         token = _secret(cfg, load_or_create_token)
@@ -134,6 +136,7 @@ def council(ctx: click.Context, config_path: str | None, log_level: str) -> None
         click.echo(f"council listening on {cfg.url} (data in {cfg.data_dir})", err=True)
         tune_gc()
         serve(app, cfg)
+        lock.close()
     except ShieldwallError as exc:
         raise _fail(exc) from exc
 
@@ -236,7 +239,15 @@ def keygen(out: str | None, as_json: bool) -> None:
     if out:
         if Path(out).exists():
             raise click.ClickException(f"{out} exists; refusing to overwrite a key")
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            if not Path(out).parent.exists():  # made for keys: only its owner may enter
+                Path(out).parent.mkdir(mode=0o700, parents=True)
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            where = exc.filename or out
+            raise click.ClickException(
+                f"cannot write the key to {out}: {where}: {(exc.strerror or str(exc)).lower()}"
+            ) from exc
         with os.fdopen(fd, "w") as f:
             f.write(private + "\n")
     if as_json:
@@ -252,7 +263,7 @@ def keygen(out: str | None, as_json: bool) -> None:
 
 @cli.group()
 def members() -> None:
-    """Enroll, list and revoke alliance members."""
+    """Enroll, list, rekey and revoke alliance members."""
 
 
 @members.command("add")
@@ -313,11 +324,27 @@ def members_list(as_json: bool, **conn: Any) -> None:
 @click.argument("name")
 @operator_options
 def members_revoke(name: str, **conn: Any) -> None:
-    """Revoke member NAME: its reports and reads are refused from now on."""
+    """Revoke member NAME: its reports and reads are refused from now on, and its open
+    streams end. The name may be enrolled again later, with a new key."""
     status_code, body = operator_from(**conn).call("POST", f"/v1/members/{name}/revoke")
     if status_code != 200:
         raise click.ClickException(f"{body.get('detail', body)}")
     click.echo(f"revoked {name}")
+
+
+@members.command("rekey")
+@click.argument("name")
+@click.option("--public-key", required=True, help="The member's new public key (keygen).")
+@operator_options
+def members_rekey(name: str, public_key: str, **conn: Any) -> None:
+    """Give member NAME a new public key: the old one is refused from now on (its open
+    streams end); decisions, trust and addresses stay."""
+    status_code, body = operator_from(**conn).call(
+        "POST", f"/v1/members/{name}/rekey", {"public_key": public_key}
+    )
+    if status_code != 200:
+        raise click.ClickException(f"refused ({status_code}): {body.get('detail', body)}")
+    click.echo(f"rekeyed {name}")
 
 
 @members.command("flags")

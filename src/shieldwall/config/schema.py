@@ -252,6 +252,7 @@ class AgentConfig:
     """A client certificate for a council that requires mutual TLS."""
 
 
+_NFT_TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -292,6 +293,14 @@ def parse_agent(data: dict[str, Any], origin: str) -> AgentConfig:
         )
     if sum(w.kind == "stdin" for w in watches) > 1:
         raise ConfigError(origin, "watch", "standard input can be watched once")
+    for i, e in enumerate(raw.enforcer):
+        if e.kind == "nftables" and not _NFT_TABLE.match(e.table):
+            raise ConfigError(
+                origin,
+                f"enforcer[{i}].table",
+                f"{e.table!r} is not an nftables table name (a letter, then letters, digits "
+                "or '_'; at most 32)",
+            )
     if raw.council_key is not None:
         try:
             signing.verify_key(raw.council_key)

@@ -77,6 +77,7 @@ from shieldwall.treaty import (
     Amend,
     Answered,
     Audit,
+    AuditRecord,
     BanItem,
     Close,
     Concern,
@@ -513,9 +514,17 @@ class CouncilService:
         async with self._lock:
             now = self.clock.now()
             record = MemberRecord(name, key, addresses, trust, now)
+            held = await self.store.members.get(name)
+            if held is not None and not held.revoked:
+                raise StoreError(
+                    f"member {name!r} is enrolled (a new key: members rekey; or revoke it first)"
+                )
             effects = self.treaty.handle(Enroll(member_info(record), OPERATOR), now)
             async with self.store.transaction():
-                await self.store.members.add(record)
+                if held is None:
+                    await self.store.members.add(record)
+                else:  # a revoked name, enrolled again with a new key
+                    await self.store.members.replace(record)
                 done = await self._write([effects], now, {"members.enrolled": 1})
             self._members[name] = record
             await self._announce(done, now)
@@ -538,9 +547,38 @@ class CouncilService:
                 member.name, member.public_key, member.addresses, member.trust, member.created, now
             )
             await self._announce(done, now)
+            cut = await self.fanout.drop(name)  # its open streams end now
         out = done.outcomes[0]
-        log.info("member.revoked name=%s decisions_revoked=%d", name, len(out.revoked))
+        log.info(
+            "member.revoked name=%s decisions_revoked=%d streams_cut=%d",
+            name,
+            len(out.revoked),
+            cut,
+        )
         return out
+
+    async def rekey(self, name: str, public_key: str) -> MemberRecord | None:
+        """Give an enrolled member a new key (its old one is refused from now on, and its
+        open streams end); None when there is no such active member. StoreError when the
+        key is another member's."""
+        key = signing.check_public_key(public_key)
+        async with self._lock:
+            now = self.clock.now()
+            member = await self.store.members.get(name)
+            if member is None or member.revoked:
+                return None
+            record = MemberRecord(
+                member.name, key, member.addresses, member.trust, member.created, None
+            )
+            audit = AuditRecord(now, OPERATOR, "member.rekey", "done", subject=name)
+            async with self.store.transaction():
+                await self.store.members.replace(record)
+                await self.store.records.add_audit([audit.to_plain()])
+                await self.store.counters.bump({"members.rekeyed": 1})
+            self._members[name] = record
+            cut = await self.fanout.drop(name)
+        log.info("member.rekeyed name=%s streams_cut=%d", name, cut)
+        return record
 
     async def members(self) -> list[MemberRecord]:
         return await self.store.members.list()

@@ -102,6 +102,7 @@ class LocalAlliance:
     port: int = 0
     token: str = ""
     _own_root: bool = False
+    _handlers: dict[int, Any] = field(default_factory=dict)
     rules: tuple[str, ...] = ("sshd",)
     """The rules each agent's watch runs (shipped names or rule file paths)."""
     trust: str = ""
@@ -149,7 +150,21 @@ class LocalAlliance:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
+    def _trap_signals(self) -> None:
+        """SIGTERM and SIGHUP end the process the way Ctrl-C does (an exception, so that
+        ``stop()`` runs): without it a killed demo leaves its council and agents running and
+        its folder behind."""
+        if threading.current_thread() is not threading.main_thread() or self._handlers:
+            return
+
+        def leave(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._handlers[sig] = signal.signal(sig, leave)
+
     def start(self) -> None:
+        self._trap_signals()
         if self.root is None:
             self.root = Path(tempfile.mkdtemp(prefix="shieldwall-demo-"))
             self._own_root = True
@@ -317,11 +332,16 @@ class LocalAlliance:
         return seen
 
     def stop(self) -> None:
+        for sig in self._handlers:  # a second signal must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
         for m in self.members:
             self.stop_agent(m)
         self.stop_council()
         if self._own_root and self.root is not None and not os.environ.get("SHIELDWALL_KEEP"):
             shutil.rmtree(self.root, ignore_errors=True)
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        self._handlers.clear()
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, kill: bool) -> None:

@@ -212,6 +212,12 @@ class MemberRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     trust: str = "member"
 
 
+class RekeyRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/members/{name}/rekey``: the member's new public key."""
+
+    public_key: str
+
+
 class AllowlistRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """``POST /v1/allowlist``: add (or remove) a run-time entry."""
 
@@ -232,6 +238,7 @@ OPERATOR_REQUESTS: dict[str, type[msgspec.Struct]] = {
     "ban": BanRequest,
     "revoke": RevokeRequest,
     "member": MemberRequest,
+    "rekey": RekeyRequest,
     "allowlist": AllowlistRequest,
     "concern": OperatorConcern,
     "import": ImportRequest,

@@ -16,7 +16,7 @@ from shieldwall.council.api.common import (
 )
 from shieldwall.errors import InvalidScope, SignatureError, StoreError, WireError
 from shieldwall.model import parse_scope
-from shieldwall.wire.messages import MemberRequest
+from shieldwall.wire.messages import MemberRequest, RekeyRequest
 
 
 @operator
@@ -27,7 +27,8 @@ async def members(request: Request) -> Response:
     responses:
       200: {description: member list}
       201: {description: enrolled}
-      409: {description: name or key already enrolled}
+      409: {description: 'name or key already enrolled (a revoked name may be enrolled
+        again, with a new key)'}
     """
     service = api_of(request).service
     if request.method == "GET":
@@ -75,6 +76,34 @@ async def revoke_member(request: Request) -> Response:
 
 
 @operator
+async def rekey_member(request: Request) -> Response:
+    """
+    summary: Give a member a new public key (body {"public_key"}).
+    description: >
+      The old key is refused from now on and the member's open streams end; its
+      decisions, trust and addresses stay.
+    responses:
+      200: {description: the member}
+      400: {description: malformed}
+      404: {description: no such active member}
+      409: {description: the key is another member's}
+    """
+    name = request.path_params["name"]
+    try:
+        req = await read_request(request, RekeyRequest)
+        record = await api_of(request).service.rekey(name, req.public_key)
+    except TooLarge as exc:
+        return error(413, "too-large", str(exc))
+    except (WireError, SignatureError) as exc:
+        return error(400, "malformed", str(exc))
+    except StoreError as exc:
+        return error(409, "conflict", str(exc))
+    if record is None:
+        return error(404, "not-found", f"no active member {name!r}")
+    return JSONResponse(member_json(record))
+
+
+@operator
 async def flags(request: Request) -> Response:
     """
     summary: Members flagged by the treaty, newest first.
@@ -95,5 +124,6 @@ async def flags(request: Request) -> Response:
 ROUTES = [
     Route("/v1/members", members, methods=["GET", "POST"]),
     Route("/v1/members/{name}/revoke", revoke_member, methods=["POST"]),
+    Route("/v1/members/{name}/rekey", rekey_member, methods=["POST"]),
     Route("/v1/flags", flags, methods=["GET"]),
 ]

@@ -16,6 +16,7 @@ Contract (``tests/contract/test_fanout.py`` runs it over every implementation):
   *cut* — ``next()`` answers None once what was queued before the cut is read — and resumes
   from its last sequence number. A slow member can never hold the council's memory hostage.
 * ``subscribe(member)`` is an async context: leaving it unsubscribes.
+* ``drop(member)`` cuts that member's subscriptions at once (what was queued is not read).
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class Fanout(Protocol):
 
     def members(self) -> set[str]:
         """The members with a live subscription."""
+        ...
+
+    async def drop(self, member: str) -> int:
+        """Cut every subscription of ``member`` now (it was revoked, or its key changed):
+        ``next()`` answers None at once, even with items queued. Returns how many."""
         ...
 
     @property

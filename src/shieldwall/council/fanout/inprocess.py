@@ -43,6 +43,12 @@ class _Subscription:
         self.cut = True
         self._ready.set()
 
+    def drop(self) -> None:
+        """Cut it now and forget what was queued: next() says None at once."""
+        self._items.clear()
+        self.queued = 0
+        self.end()
+
     async def next(self) -> list[Item] | None:
         while not self._items:
             if self.cut:
@@ -92,6 +98,12 @@ class InProcessFanout:
 
     def members(self) -> set[str]:
         return {s.member for s in self._subs if s.member is not None}
+
+    async def drop(self, member: str) -> int:
+        subs = [s for s in self._subs if s.member == member]
+        for sub in subs:
+            sub.drop()
+        return len(subs)
 
     @property
     def subscribers(self) -> int:

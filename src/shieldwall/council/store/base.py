@@ -132,6 +132,11 @@ class Members(Protocol):
         """True if an unrevoked member of that name was revoked."""
         ...
 
+    async def replace(self, member: MemberRecord) -> None:
+        """Replace the record of an enrolled name (a new key for it, or a revoked name
+        enrolled again); StoreError if no member has that name, or the key is another's."""
+        ...
+
 
 class Nonces(Protocol):
     async def remember(self, member: str, nonce: str, at: datetime) -> bool:

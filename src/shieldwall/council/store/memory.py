@@ -185,6 +185,20 @@ class _Members:
         self._tx.done(undo)
         return True
 
+    async def replace(self, member: MemberRecord) -> None:
+        old = self.by_name.get(member.name)
+        if old is None:
+            raise StoreError(f"no member {member.name!r}")
+        if any(m.public_key == member.public_key and m.name != member.name
+               for m in self.by_name.values()):  # fmt: skip
+            raise StoreError("that key is already another member's")
+        self.by_name[member.name] = member
+
+        def undo() -> None:
+            self.by_name[member.name] = old
+
+        self._tx.done(undo)
+
 
 class _Nonces:
     def __init__(self, tx: _Tx) -> None:

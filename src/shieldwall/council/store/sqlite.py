@@ -476,6 +476,28 @@ class _Members:
             )
         return cur.rowcount == 1
 
+    async def replace(self, member: MemberRecord) -> None:
+        try:
+            with self._db.tx() as db:
+                cur = db.execute(
+                    "UPDATE members SET public_key = ?, addresses = ?, trust = ?, created = ?, "
+                    "revoked_at = ? WHERE name = ?",
+                    (
+                        member.public_key,
+                        json.dumps([scope_str(a) for a in member.addresses]),
+                        member.trust,
+                        _ts(member.created),
+                        None if member.revoked_at is None else _ts(member.revoked_at),
+                        member.name,
+                    ),
+                )
+                if cur.rowcount != 1:
+                    raise StoreError(f"no member {member.name!r}")
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise StoreError(f"that key is already another member's: {exc}") from exc
+            raise
+
     @staticmethod
     def _member(row: tuple[object, ...]) -> MemberRecord:
         name, key, addresses, trust, created, revoked = row

@@ -422,3 +422,30 @@ def test_rekey_refuses_the_old_key_and_the_new_one_follows(tmp_path: Path) -> No
         wait_for(lambda: ATTACKER in enforced_set(m), what="a decision with the new key")
         audit = alliance.operator("GET", "/v1/audit").json()
         assert any(a["action"] == "member.rekey" and a["subject"] == m.name for a in audit)
+
+
+# -- history is not news ----------------------------------------------------------------------
+
+
+def test_a_first_start_on_two_day_old_failures_decides_nothing(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shieldwall.loopback.alliance import failed_password
+
+    with LocalAlliance(n_members=0, root=tmp_path / "a") as alliance:
+        m = alliance.add_member("web1")
+        old = datetime.now(UTC) - timedelta(days=2)
+        with m.log.open("w") as f:
+            for i in range(30):
+                f.write(failed_password(old + timedelta(seconds=i), "web1", "203.0.113.40"))
+        alliance.start_agent(m)
+        alliance.wait_streams(1)
+        wait_for(lambda: m.counter("lines.read") == 30, what="the old lines read")
+        assert m.counter("stale") == 30
+        assert m.counter("alerts") == 0
+        assert "hits.stale" in (m.dir / "agent.log").read_text()
+        alliance.attack(m, ATTACKER, 5)  # news
+        wait_for(lambda: ATTACKER in enforced_set(m), what="the fresh attack's decision")
+        scopes = {d["scope"] for d in alliance.active()["decisions"]}
+        assert "203.0.113.40" not in scopes
+        assert ATTACKER in scopes

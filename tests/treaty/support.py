@@ -36,9 +36,9 @@ def members(n: int, trust: str = "member", prefix: str = "m") -> list[MemberInfo
     return [member(f"{prefix}{i}", trust, f"192.0.2.{i % 250 + 1}") for i in range(n)]
 
 
-def alert(source: str | Address, rule: str = "sshd", count: int = 5) -> Alert:
+def alert(source: str | Address, rule: str = "sshd", count: int = 5, at: datetime = NOW) -> Alert:
     addr = parse_address(source) if isinstance(source, str) else source
-    return Alert(rule, addr, NOW, NOW, count)
+    return Alert(rule, addr, at, at, count)
 
 
 def fails(
@@ -83,7 +83,7 @@ class Council:
     def alert(
         self, name: str, source: str, now: datetime = NOW, rule: str = "sshd", count: int = 5
     ) -> list[Effect]:
-        return self.send(Alerted(name, alert(source, rule, count)), now)
+        return self.send(Alerted(name, alert(source, rule, count, now)), now)
 
     def live(self, now: datetime) -> list[Decision]:
         return [d for d in self.active.values() if d.active_at(now)]

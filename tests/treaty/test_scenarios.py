@@ -684,3 +684,16 @@ def test_unknown_and_revoked_members_are_refused() -> None:
 
     assert isinstance(r, Refuse)
     assert r.refusal.reason == "member-unknown"
+
+
+def test_an_alert_older_than_the_alliance_window_is_history_not_a_decision() -> None:
+    c = Council.of(members(3))
+    window = c.treaty.terms.alliance.window
+    old = Alerted("m0", alert("203.0.113.50", at=NOW - timedelta(seconds=window + 60)))
+    effects = c.send(old, NOW)
+    (refused,) = of_type(effects, Refuse)
+    assert refused.refusal.reason == "history"
+    assert not decided(effects)
+    # within the window it is news
+    recent = Alerted("m0", alert("203.0.113.50", at=NOW - timedelta(seconds=window - 60)))
+    assert decided(c.send(recent, NOW))

@@ -76,6 +76,8 @@ AnyBatch = Batch | JournalBatch
 PRUNE_EVERY = timedelta(minutes=1)
 SIGHTING_DELAY = 1.0
 """Seconds pending sightings wait for a batch with alerts before they get their own report."""
+STALE_WARN_EVERY = timedelta(minutes=10)
+"""How often, at most, the agent warns that it read failures too old to be news."""
 COUNCIL_KEY_FILE = "council.pub"
 """The council key pinned on first contact (state-dir), when agent.toml names none."""
 MAX_ANSWERED = 10_000
@@ -262,6 +264,7 @@ class Agent:
         self.recent = RecentIndex()
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._refused_logged = False
+        self._stale_warned = datetime.min.replace(tzinfo=UTC)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -316,7 +319,7 @@ class Agent:
 
     async def _tail(self, watch: Watch, all_rules: list[Rule]) -> None:
         # one detector for all rules; success rules only count hits (no bucket, no alert)
-        detector = Detector(all_rules, tz=self.tz)
+        detector = Detector(all_rules, tz=self.tz, live=True)  # old lines are history
         successes = frozenset(r.name for r in all_rules if r.kind == "success")
         rule_names = {r.name for r in all_rules if r.kind != "success"}
         detector.restore(
@@ -397,6 +400,17 @@ class Agent:
         counters = {k: v - before.get(k, 0) for k, v in after.items()}
         counters["lines.read"] = len(lines)
         counters["lines.skipped"] = batch.skipped
+        if counters.get("stale") and now - self._stale_warned > STALE_WARN_EVERY:
+            self._stale_warned = now
+            log.warning(
+                "hits.stale count=%d path=%s: failures older than their rule's findtime were "
+                "read now and counted as history, not alerted (a first start on an old log, "
+                "or a timezone mismatch: if the log is being written now, check timezone in "
+                "%s)",
+                counters["stale"],
+                path,
+                self.config.origin or "agent.toml",
+            )
         counters["successes"] = sum(entry.count for entry in logins.values())
         if counters["successes"]:  # the detector counts them as hits too: hits are failures
             counters["hits"] = counters.get("hits", 0) - counters["successes"]

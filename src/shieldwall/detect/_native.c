@@ -165,6 +165,8 @@ typedef struct {
     Index tindex;
     /* counts the Python side drains */
     Py_ssize_t evicted, touched_overflow;
+    double floor;       /* hits before it are history: counted in `stale`, never bucketed */
+    Py_ssize_t stale;
 } Windows;
 
 static void touched_clear(Windows *w) {
@@ -300,6 +302,10 @@ static PyObject *alert_tuple(PyObject *source, const double *times, PyObject *co
 static int windows_hit(Windows *w, const Key *k, PyObject *source, double epoch, PyObject *line,
                        PyObject **alert) {
     *alert = NULL;
+    if (epoch < w->floor) {
+        w->stale++;
+        return 0;
+    }
     int32_t s = index_find(&w->index, w->keys, k);
     if (s < 0) {
         if (w->maxretry == 1) {
@@ -378,6 +384,7 @@ static int windows_init(Windows *w, PyObject *args, PyObject *kw) {
     w->max_tracked = max_tracked;
     w->evidence = evidence;
     w->head = w->tail = -1;
+    w->floor = -Py_HUGE_VAL;
     return 0;
 }
 
@@ -603,11 +610,19 @@ static PyObject *windows_py_take_rows(Windows *w, PyObject *Py_UNUSED(ignored)) 
     return collect_touched(w, append_row);
 }
 
-/* take_counts() -> (evicted, touched_overflow) since the last call */
+/* take_counts() -> (evicted, touched_overflow, stale) since the last call */
 static PyObject *windows_py_take_counts(Windows *w, PyObject *Py_UNUSED(ignored)) {
-    PyObject *r = Py_BuildValue("(nn)", w->evicted, w->touched_overflow);
-    w->evicted = w->touched_overflow = 0;
+    PyObject *r = Py_BuildValue("(nnn)", w->evicted, w->touched_overflow, w->stale);
+    w->evicted = w->touched_overflow = w->stale = 0;
     return r;
+}
+
+/* set_floor(epoch): hits before it are history from now on (-inf: none is) */
+static PyObject *windows_py_set_floor(Windows *w, PyObject *arg) {
+    double floor = PyFloat_AsDouble(arg);
+    if (floor == -1.0 && PyErr_Occurred()) return NULL;
+    w->floor = floor;
+    Py_RETURN_NONE;
 }
 
 static Py_ssize_t windows_len(Windows *w) { return w->len; }
@@ -621,6 +636,7 @@ static PyMethodDef windows_methods[] = {
     {"touched", (PyCFunction)windows_py_touched, METH_NOARGS, NULL},
     {"take_rows", (PyCFunction)windows_py_take_rows, METH_NOARGS, NULL},
     {"take_counts", (PyCFunction)windows_py_take_counts, METH_NOARGS, NULL},
+    {"set_floor", (PyCFunction)windows_py_set_floor, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 

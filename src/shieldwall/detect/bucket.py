@@ -187,6 +187,7 @@ class BucketSet:
         "capacity",
         "distinct",
         "findtime",
+        "floor",
         "leakspeed",
         "max_tracked",
         "maxretry",
@@ -219,6 +220,8 @@ class BucketSet:
         self.capacity: int | None = None
         self.leakspeed: float | None = None
         self.distinct = False
+        self.floor = -math.inf
+        """Hits before this epoch are history (:meth:`set_floor`): counted, not bucketed."""
         self._seen_limit = 0
         self._counters = counters if counters is not None else Counters()
         self._buckets: OrderedDict[_IKey, _Bucket] = OrderedDict()
@@ -332,13 +335,23 @@ class BucketSet:
         return self._alert_of(rule, source, times[0], times[-1], count, lines)
 
     def sync(self) -> None:
-        """Move the C store's counts (evictions, touched overflow) into ``counters``."""
+        """Move the C store's counts (evictions, touched overflow, history) into
+        ``counters``."""
         if self._native is not None:
-            evicted, overflow = self._native.take_counts()
+            evicted, overflow, stale = self._native.take_counts()
             if evicted:
                 self._counters.inc("bucket_evicted", evicted)
             if overflow:
                 self._counters.inc("bucket_touched_overflow", overflow)
+            if stale:
+                self._counters.inc("stale", stale)
+
+    def set_floor(self, epoch: float) -> None:
+        """From now on a hit before ``epoch`` is history: counted in ``stale`` and never
+        put in a bucket (a log read long after it was written raises no alert)."""
+        self.floor = epoch
+        if self._native is not None:
+            self._native.set_floor(epoch)
 
     def _touch(self, key: _IKey, source: Address) -> None:
         if self._tracking:
@@ -366,6 +379,9 @@ class BucketSet:
         self, rule: str, source: Address, epoch: float, line: str, distinct: str | None = None
     ) -> Alert | None:
         """:meth:`add` with the time as epoch seconds (the detector's fast path)."""
+        if epoch < self.floor:
+            self._counters.inc("stale")
+            return None
         if self._native is not None:
             raw = self._native.hit(rule, source, epoch, line)
             self.sync()

@@ -230,7 +230,12 @@ class Detector:
         max_tracked: int = 100_000,
         *,
         native: bool = True,
+        live: bool = False,
     ) -> None:
+        """``live``: lines are read as they are written (the agent), so a hit older than its
+        rule's findtime at ``now`` is history — counted in ``stale``, never put in a bucket,
+        never an alert (a first start on a log of two days raises nothing). Off for tools
+        that replay a log as of its own time (``rules test``, the drill)."""
         seen: dict[str, Rule] = {}
         for rule in rules:
             if rule.name in seen:
@@ -250,6 +255,7 @@ class Detector:
             u.matcher for u in self._units if isinstance(u.matcher, Fail2banEngine)
         )
         self._by_name = {unit.name: unit for unit in self._units}
+        self._live = live
 
     def _decode(self, raw: bytes, count: bool) -> str:
         try:
@@ -301,6 +307,10 @@ class Detector:
             epoch = now.timestamp()
             for engine in self._engines:
                 engine.at(epoch)
+        if self._live:
+            epoch = now.timestamp()
+            for unit in self._units:
+                unit.buckets.set_floor(epoch - unit.buckets.findtime)
 
     def feed(self, raw: bytes, now: datetime) -> Detection:
         """Process one raw line (without its newline). ``now`` must be timezone-aware."""

@@ -65,6 +65,7 @@ from shieldwall.treaty.evidence import (
     ARTICLE5,
     BLAST_RADIUS,
     FRIENDLY_FIRE,
+    HISTORY,
     INVALID_DURATION,
     MAX_EXHIBITS,
     MEMBER_REVOKED,
@@ -478,6 +479,9 @@ class Treaty:
         member = self._reporter(ev.member, scope, now, rule, exhibit)
         if isinstance(member, Refuse):
             return [member]
+        if alert.last < now - timedelta(seconds=self.terms.alliance.window):
+            evidence = Evidence.of((HISTORY,), (member.name,), (exhibit,))
+            return [self._refuse(scope, HISTORY, member.name, now, rule, evidence)]
         why = self._protected.reason_for(scope)
         if why is not None:
             evidence = Evidence.of((why, ARTICLE5), (member.name,), (exhibit,))

@@ -57,3 +57,19 @@ class DirLock:
         if self._handle is not None:
             self._handle.close()  # closing the file releases the lock
             self._handle = None
+
+
+def holder(directory: str | Path) -> str | None:
+    """Who holds ``directory`` now (what its lock file says), None when nobody does."""
+    path = Path(directory) / LOCK_FILE
+    try:
+        handle = path.open("r")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None

@@ -76,6 +76,8 @@ AnyBatch = Batch | JournalBatch
 PRUNE_EVERY = timedelta(minutes=1)
 SIGHTING_DELAY = 1.0
 """Seconds pending sightings wait for a batch with alerts before they get their own report."""
+MISSING_WARN_EVERY = timedelta(minutes=1)
+"""How often the agent repeats that a watched file does not exist."""
 STALE_WARN_EVERY = timedelta(minutes=10)
 """How often, at most, the agent warns that it read failures too old to be news."""
 COUNCIL_KEY_FILE = "council.pub"
@@ -343,9 +345,26 @@ class Agent:
             start = Position.from_dict(saved) if saved else None
             source = FileSource(watch.path, start, from_end=watch.from_end and start is None)
             last = start
+            never = warned = datetime.min.replace(tzinfo=UTC)
+            shown = ""
             try:
                 while True:
                     batch = source.poll()
+                    health = "missing" if source.missing else "reading"
+                    if health != shown:
+                        shown = health
+                        self.state.set_health(f"watch:{key}", health, self.clock.now())
+                        if health == "reading" and warned != never:
+                            warned = never
+                            log.info("watch.found path=%s", watch.path)
+                    if source.missing and (now := self.clock.now()) - warned > MISSING_WARN_EVERY:
+                        warned = now
+                        log.warning(
+                            "watch.missing path=%s: no such file; nothing is read from it until "
+                            "it appears (on journald-only hosts such as Debian 12, watch the "
+                            'journal: journal = ["_SYSTEMD_UNIT=ssh.service"])',
+                            watch.path,
+                        )
                     if batch is None:
                         await asyncio.sleep(self.config.poll_interval)
                         continue
@@ -498,6 +517,7 @@ class Agent:
                     if not self.connected.is_set():
                         log.info("stream.connected since=%s", since)
                         self.connected.set()
+                        self.state.set_health("stream", "connected", self.clock.now())
                     backoff = 0.1
                     if isinstance(item, WireConsult):
                         self._answer(item)
@@ -509,6 +529,9 @@ class Agent:
                     await self._enforce()
             except ForgedStream as exc:
                 self.state.bump({"stream.forged": 1})
+                self.state.set_health(
+                    "stream", f"refused a forged message: {exc}", self.clock.now()
+                )
                 log.error(
                     "stream.forged since=%s retry_in=%.1fs %s: refused, nothing of it applied "
                     "(someone between this member and its council, or a council with another "
@@ -521,9 +544,12 @@ class Agent:
             except CouncilError as exc:
                 if exc.permanent:
                     self.connected.clear()
+                    self.state.set_health("stream", f"refused by the council: {exc.reason}",
+                                          self.clock.now())  # fmt: skip
                     await self._refused(exc, "stream")
                     continue
                 log.warning("stream.lost since=%s retry_in=%.1fs %s", since, backoff, exc)
+                self.state.set_health("stream", f"lost: {str(exc)[:200]}", self.clock.now())
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
@@ -685,8 +711,28 @@ class Agent:
             await self._enforce()
 
 
+def check_runnable(config: AgentConfig) -> None:
+    """Refuse, in one line, an agent that would protect nothing in silence."""
+    origin = config.origin or "agent.toml"
+    if not config.watch:
+        raise ConfigError(origin, "watch", "no [[watch]]: the agent would read nothing")
+    if not config.enforcers:
+        raise ConfigError(
+            origin,
+            "enforcer",
+            'no [[enforcer]]: the agent would block nothing (kind = "nftables"; "log" for a '
+            "dry run)",
+        )
+    for i, w in enumerate(config.watch):
+        if w.kind == "file" and Path(w.path).is_dir():
+            raise ConfigError(
+                origin, f"watch[{i}].path", f"{w.path} is a directory: name the log file"
+            )
+
+
 def run_agent(config: AgentConfig) -> None:
     """Run until SIGINT/SIGTERM."""
+    check_runnable(config)
 
     async def main() -> None:
         agent = Agent(config)

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS journal (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS journal_name ON journal (name, id);
+CREATE TABLE IF NOT EXISTS health (key TEXT PRIMARY KEY, value TEXT NOT NULL, at REAL NOT NULL);
 """
 BUCKETS, SIGHTINGS = "buckets", "sightings"
 COMPACT_MIN = 200_000
@@ -468,6 +469,22 @@ class AgentState:
 
     def counters(self) -> dict[str, int]:
         return {n: int(v) for n, v in self._db.execute("SELECT name, value FROM counters")}
+
+    # -- health: what `shieldwall status` shows of a running agent -------------------
+
+    def set_health(self, key: str, value: str, now: datetime) -> None:
+        """How one part of the agent is (``stream``, ``watch:<path>``), and since when."""
+        self._db.execute(
+            "INSERT INTO health VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "value = excluded.value, at = excluded.at WHERE value != excluded.value",
+            (key, value, now.timestamp()),
+        )
+
+    def health(self) -> dict[str, tuple[str, datetime]]:
+        return {
+            k: (v, datetime.fromtimestamp(at, UTC))
+            for k, v, at in self._db.execute("SELECT key, value, at FROM health ORDER BY key")
+        }
 
     # -- local bans ----------------------------------------------------------------
 

@@ -193,34 +193,87 @@ def agent(config_path: str, log_level: str) -> None:
 @_config_option("Agent config (TOML).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: str, as_json: bool) -> None:
-    """Show an agent's state: counters, outbox, decision sequence, read positions."""
+    """Show an agent: whether it runs and follows its council, what it reads, its counters,
+    and what it blocks (council decisions and local bans)."""
     from datetime import UTC, datetime
 
     from shieldwall.agent.state import AgentState
     from shieldwall.config.load import load_agent
+    from shieldwall.lockfile import holder
+    from shieldwall.model import scope_str
 
     try:
         cfg = load_agent(config_path)
     except ShieldwallError as exc:
         raise _fail(exc) from exc
+    if not Path(cfg.state_dir, "agent.db").exists():
+        raise click.ClickException(
+            f"{cfg.state_dir}: no agent state yet (the agent has never run with this config)"
+        )
     state = AgentState(cfg.state_dir)
-    seq, claims = state.view()
-    now = datetime.now(UTC)
-    out = {
+    try:
+        running = holder(cfg.state_dir)
+        seq, claims = state.view()
+        now = datetime.now(UTC)
+        health = state.health()
+        local = state.local_bans(now)
+        counters = state.counters()
+        positions = {w.key: state.position(w.key) for w in cfg.watch}
+        outbox = state.outbox_size()
+    finally:
+        state.close()
+    stream = health.get("stream")
+    blocks: list[dict[str, Any]] = [
+        {"scope": scope_str(scope), "until": datetime.fromtimestamp(exp, UTC).isoformat(),
+         "by": "council", "decision": did}
+        for did, scope, exp in claims
+        if exp > now.timestamp()
+    ] + [
+        {"scope": scope_str(scope), "until": until.isoformat(), "by": "local", "decision": None}
+        for scope, until in local.items()
+    ]  # fmt: skip
+    watches = {w.key: health.get(f"watch:{w.key}", ("not read yet", now))[0] for w in cfg.watch}
+    out: dict[str, Any] = {
         "member": cfg.member,
+        "running": running is not None,
+        "process": running,
+        "council": cfg.council,
+        "stream": None if stream is None else {"state": stream[0], "since": stream[1].isoformat()},
+        "watches": watches,
         "seq": seq,
-        "decisions": sum(1 for _, _, expires in claims if expires > now.timestamp()),
-        "local_bans": len(state.local_bans(now)),
-        "outbox": state.outbox_size(),
-        "counters": state.counters(),
-        "positions": {w.key: state.position(w.key) for w in cfg.watch},
+        "decisions": sum(1 for b in blocks if b["by"] == "council"),
+        "local_bans": len(local),
+        "outbox": outbox,
+        "counters": counters,
+        "positions": positions,
+        "blocks": blocks,
     }
-    state.close()
     if as_json:
         click.echo(json.dumps(out, sort_keys=True))
         return
-    for k, v in out.items():
-        click.echo(f"{k}: {v}")
+    click.echo(f"agent {cfg.member}: " + (f"running ({running})" if running else "NOT running"))
+    if stream is None:
+        click.echo(f"council {cfg.council}: never connected")
+    else:
+        click.echo(f"council {cfg.council}: {stream[0]} since {stream[1]:%Y-%m-%d %H:%M:%S}Z")
+    for key, what in watches.items():
+        click.echo(f"watch {key}: {what}")
+    click.echo(
+        f"blocks {len(blocks)}: {out['decisions']} council decisions (seq {seq}), "
+        f"{len(local)} local bans; {outbox} reports waiting to be sent"
+    )
+    if counters:
+        click.echo(_table([[name, f"{n:,}"] for name, n in sorted(counters.items())],
+                          ["COUNTER", "VALUE"]))  # fmt: skip
+    if blocks:
+        shown = sorted(blocks, key=lambda b: b["until"])[:SHOWN_BLOCKS]
+        click.echo(_table([[b["scope"], b["until"][:19], b["by"]] for b in shown],
+                          ["BLOCKED", "UNTIL", "BY"]))  # fmt: skip
+        if len(blocks) > SHOWN_BLOCKS:
+            click.echo(f"… and {len(blocks) - SHOWN_BLOCKS:,} more (--json lists them all)")
+
+
+SHOWN_BLOCKS = 50
 
 
 @cli.command()

@@ -343,7 +343,12 @@ class Agent:
 
         if watch.kind == "file":
             start = Position.from_dict(saved) if saved else None
-            source = FileSource(watch.path, start, from_end=watch.from_end and start is None)
+            source = FileSource(
+                watch.path,
+                start,
+                from_end=watch.from_end and start is None,
+                rotate_grace=self.config.rotate_grace,
+            )
             last = start
             never = warned = datetime.min.replace(tzinfo=UTC)
             shown = ""

@@ -188,6 +188,7 @@ class _AgentToml(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
     tls_key: str | None = None
     timezone: str = "UTC"
     poll_interval: Duration = 0.05
+    rotate_grace: Duration = "5s"
     local_ban: bool = True
     local_ban_duration: Duration = "4h"
     protect_private: bool = True
@@ -242,6 +243,8 @@ class AgentConfig:
     watch: tuple[Watch, ...]
     enforcers: tuple[EnforcerSpec, ...]
     origin: str = ""
+    rotate_grace: float = 5.0
+    """After a rename rotation, the old file is read until it has been quiet this long."""
     council_key: str | None = None
     """The council's public key (``shieldwall council key``): every stream message must be
     signed by it. None: the key the council presents first is pinned (and warned about)."""
@@ -324,6 +327,7 @@ def parse_agent(data: dict[str, Any], origin: str) -> AgentConfig:
         state_dir=raw.state_dir,
         timezone=raw.timezone,
         poll_interval=parse_duration(raw.poll_interval, origin, "poll-interval"),
+        rotate_grace=parse_duration(raw.rotate_grace, origin, "rotate-grace"),
         local_ban=raw.local_ban,
         local_ban_duration=parse_duration(raw.local_ban_duration, origin, "local-ban-duration"),
         protect_private=raw.protect_private,

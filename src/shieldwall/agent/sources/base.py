@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import FrozenInstanceError, dataclass
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Protocol
 
 from shieldwall.lines import LineBlock
@@ -67,6 +67,10 @@ class Position:
     inode: int
     offset: int
     fingerprint: str = EMPTY_FINGERPRINT
+    mtime_ns: int | None = field(default=None, compare=False)
+    """The file's modification time when its bytes were last read: on a resume after
+    rotations, the generations rotated since are those modified later (None: not known).
+    Not part of a position's identity."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path or "\x00" in self.path:
@@ -81,20 +85,23 @@ class Position:
             )
 
     def to_dict(self) -> dict[str, str | int]:
-        return {
+        out: dict[str, str | int] = {
             "path": self.path,
             "dev": self.dev,
             "inode": self.inode,
             "offset": self.offset,
             "fingerprint": self.fingerprint,
         }
+        if self.mtime_ns is not None:
+            out["mtime_ns"] = self.mtime_ns
+        return out
 
     @classmethod
     def from_dict(cls, data: object) -> Position:
         """Rebuild a position from :meth:`to_dict` output; ``ValueError`` if malformed."""
         if not isinstance(data, Mapping):
             raise ValueError(f"position: expected a mapping, got {type(data).__name__}")
-        keys = set(data)
+        keys = set(data) - {"mtime_ns"}
         if keys != _FIELDS:
             missing = sorted(str(k) for k in _FIELDS - keys)
             extra = sorted(str(k) for k in keys - _FIELDS)
@@ -105,6 +112,7 @@ class Position:
             inode=_int(data, "inode"),
             offset=_int(data, "offset"),
             fingerprint=_str(data, "fingerprint"),
+            mtime_ns=_int(data, "mtime_ns") if "mtime_ns" in data else None,
         )
 
 

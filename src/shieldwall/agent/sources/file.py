@@ -17,10 +17,12 @@ Position
 Following the file while running (checked at every ``poll()``)
     * **append** — lines are returned once their newline is there; a trailing partial line
       waits for its newline.
-    * **rename rotation** (``path`` now names another file): the old file is read to its end
-      through the descriptor we hold — lines written to it after the rename are not lost —
-      and only when it stops growing do we switch to the new file at offset 0. The old file's
-      last line, if it never got its newline, is emitted at the switch.
+    * **rename rotation** (``path`` now names another file): the old file is read through
+      the descriptor we hold — lines its daemon writes to it after the rename, until its
+      HUP, are not lost — until it has been quiet for ``rotate_grace`` seconds (or for a
+      second once the new file has lines: its writer moved on); then we switch to the new
+      file at offset 0. The old file's last line, if it never got its newline, is emitted
+      at the switch.
     * **copytruncate** (same file, now shorter than what we read, or its first bytes
       changed): we look for the copy among the siblings of ``path`` (names starting with the
       file's stem, e.g. ``auth.log.1``, ``auth-20240101.log``; compressed files skipped) by
@@ -40,13 +42,17 @@ Resuming from a stored position (first ``poll()`` of a new source)
       content if any, then read ``path`` from 0.
     * ``path`` is another file or is missing (rotated while we were down): look for the old
       file by (dev, inode) among all files of the directory (then by content, as above),
-      check its fingerprint, finish it from ``offset``, then read ``path`` from 0. If it is
-      gone (deleted, compressed), ``path`` is read from 0 and ``lost_generations`` counted.
+      check its fingerprint, finish it from ``offset``, then read every generation rotated
+      since — rotation names (``path.1``, ``path-20261201``, ``stem-20261201.ext``) modified
+      after it, oldest first (``generations_read``) — then ``path`` from 0. If the old file
+      is gone (deleted, compressed), ``lost_generations`` is counted and the generations
+      modified after the stored position's ``mtime_ns`` are read before ``path``.
+      Compressed generations are not read: ``generations_compressed`` counts them.
 
 Limits
-    * When more than one rotation happens between two polls (or while the agent is down),
-      the generations in between (e.g. ``path.1`` when we were still on what became
-      ``path.2``) are not read: we finish the file we held, then jump to ``path``.
+    * When more than one rotation happens between two polls while running, the
+      generations in between are not read: we finish the file we held, then jump to
+      ``path`` (at a poll every 50 ms, two rotations would have to fall between two polls).
     * Rotation into another directory (logrotate ``olddir``) is followed while running (we
       hold the descriptor) but cannot be found when resuming.
     * A file rewritten in place with identical first bytes and identical bytes before our
@@ -59,7 +65,9 @@ its start.
 
 Counters (``FileSource.counters``): ``lines``, ``skipped`` (longer than ``max_line``),
 ``rotations``, ``truncations``, ``copies_followed`` (unread lines taken from a copytruncate
-copy), ``lost_generations`` (resumed but the old file was gone), ``missing`` (absences),
+copy), ``lost_generations`` (resumed but the old file was gone), ``generations_read``,
+``generations_compressed`` (rotated while down: read, or skipped compressed), ``missing``
+(absences),
 ``errors`` (I/O errors; the last one is in ``last_error``).
 """
 
@@ -70,7 +78,8 @@ import contextlib
 import hashlib
 import os
 import stat
-from collections.abc import AsyncGenerator, Iterator
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from shieldwall.agent.sources.base import Batch, Position
@@ -158,6 +167,8 @@ class FileSource:
         max_line: int = 65536,
         chunk: int = 1 << 20,
         from_end: bool = False,
+        rotate_grace: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._path = os.fspath(path)
         if not self._path or "\x00" in self._path:
@@ -186,6 +197,16 @@ class FileSource:
         self._ever_missing = False
         self._searched = False
         self._closed = False
+        if rotate_grace < 0:
+            raise ValueError(f"rotate_grace must be >= 0, got {rotate_grace}")
+        self._grace = rotate_grace
+        self._clock = clock
+        self._quiet_since: float | None = None
+        """When the renamed file we hold was last seen not growing (None: not renamed)."""
+        self._mtime_ns: int | None = None
+        self._generations: list[tuple[str, FileId]] = []
+        """Files rotated while we were down, newer than the one we finish: read next, oldest
+        first, before ``path``."""
 
     # -- public ------------------------------------------------------------------------
 
@@ -296,6 +317,8 @@ class FileSource:
         before = self._recent
         self._recent = (before + data[-TAIL_BYTES:])[-TAIL_BYTES:]
         self._read_pos = start + len(data)
+        self._mtime_ns = os.fstat(fd).st_mtime_ns
+        self._quiet_since = None  # it grew: its writer is still at it
         lines, skipped, consumed = self._splitter.feed_block(data)  # no split if it can help it
         acc.add(lines, skipped)
         if consumed:
@@ -307,7 +330,9 @@ class FileSource:
     def _position(self, tail: bytes) -> Position:
         head = self._head[: min(HEAD_BYTES, self._offset)]
         dev, inode = self._id
-        return Position(self._path, dev, inode, self._offset, fingerprint(head, tail))
+        return Position(
+            self._path, dev, inode, self._offset, fingerprint(head, tail), self._mtime_ns
+        )
 
     def _require_fd(self) -> int:
         if self._fd is None:  # pragma: no cover - internal invariant
@@ -340,6 +365,8 @@ class FileSource:
             _close(self._fd)
         self._fd = fd
         self._id = _file_id(st)
+        self._mtime_ns = st.st_mtime_ns
+        self._quiet_since = None
         self._offset = self._read_pos = offset
         self._head = head
         self._recent = recent
@@ -373,14 +400,19 @@ class FileSource:
         True if the caller should keep reading (switched, or the old file grew meanwhile).
         """
         old = self._require_fd()
+        if os.fstat(old).st_size > self._read_pos:
+            self._quiet_since = None
+            return True  # the file we hold grew while we read it
+        if self._generations:
+            return self._next_generation(acc)
         try:
             st = os.stat(self._path)
         except OSError:
             return False  # rotated away and not re-created yet: keep the old file
         if _file_id(st) == self._id:
             return False
-        if os.fstat(old).st_size > self._read_pos:
-            return True  # finish the old file first
+        if not self._quiet_for_grace(st):
+            return False  # its daemon may still write to it (until its HUP)
         try:
             new = os.open(self._path, _OPEN_FLAGS)
         except OSError:
@@ -398,6 +430,75 @@ class FileSource:
         acc.rotated = True
         self.counters.inc("rotations")
         return True
+
+    def _quiet_for_grace(self, new: os.stat_result) -> bool:
+        """Whether the renamed file we hold has been quiet long enough to leave it: for the
+        grace period, or for a second once the new file has lines (its writer moved on)."""
+        if self._grace <= 0:
+            return True
+        now = self._clock()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        quiet = now - self._quiet_since
+        return quiet >= self._grace or (new.st_size > 0 and quiet >= min(self._grace, 1.0))
+
+    def _next_generation(self, acc: _Acc) -> bool:
+        """Read the next file rotated while we were down (from its start)."""
+        path, want = self._generations.pop(0)
+        fd = self._open_id(path, want)
+        if fd is None:  # gone meanwhile (compressed, deleted)
+            self.counters.inc("lost_generations")
+            return True
+        self._install(fd, 0, flush_into=acc)
+        acc.rotated = True
+        self.counters.inc("generations_read")
+        return True
+
+    def _open_id(self, path: str, want: FileId) -> int | None:
+        """The file ``want`` (dev, inode), at ``path`` or wherever it moved in the folder."""
+        for candidate in (path, *(p for p, st in self._siblings(by_name=False)
+                                  if _file_id(st) == want)):  # fmt: skip
+            try:
+                fd = os.open(candidate, _OPEN_FLAGS)
+            except OSError:
+                continue
+            try:
+                if _file_id(os.fstat(fd)) == want:
+                    return fd
+            except OSError:
+                pass
+            _close(fd)
+        return None
+
+    def _find_generations(self, after_ns: int | None, exclude: set[FileId]) -> None:
+        """The generations of ``path`` rotated while we were down: rotation names
+        (``auth.log.1``, ``auth.log-20261201``, ``auth-20261201.log``) modified after
+        ``after_ns``, oldest first. Compressed ones are not read: counted."""
+        if after_ns is None:
+            return
+        found: list[tuple[int, str, FileId]] = []
+        try:
+            entries = list(os.scandir(self._dir))
+        except OSError:
+            return
+        stem, ext = os.path.splitext(self._name)
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith((self._name + ".", self._name + "-"))
+                    or (ext and name.startswith(stem + "-") and name.endswith(ext))):  # fmt: skip
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns <= after_ns:
+                continue
+            if name.lower().endswith(COMPRESSED_SUFFIXES):
+                self.counters.inc("generations_compressed")
+                continue
+            if _file_id(st) not in exclude:
+                found.append((st.st_mtime_ns, entry.path, _file_id(st)))
+        self._generations = [(path, fid) for _, path, fid in sorted(found)]
 
     # -- opening and resuming --------------------------------------------------------
 
@@ -473,8 +574,9 @@ class FileSource:
                         self.counters.inc("copies_followed")
                         _close(fd)
                         self._install(copy, start.offset)
-                    else:
-                        self._install(fd, 0)
+                    else:  # or an inode number reused after rotations while we were down
+                        self._find_generations(start.mtime_ns, exclude)
+                        self._begin(fd)
                 self._start = None
                 return True
         # path is another file, or missing: ours was rotated while we were down.
@@ -487,6 +589,8 @@ class FileSource:
         if old is not None:
             _close(fd)
             self._install(old, start.offset)
+            exclude.add(self._id)
+            self._find_generations(self._mtime_ns, exclude)
             self._start = None
             return True
         if fd is None:
@@ -494,9 +598,24 @@ class FileSource:
         if start.offset > 0:
             self.counters.inc("lost_generations")
         acc.rotated = True
-        self._install(fd, 0)
+        self._find_generations(start.mtime_ns, exclude)
+        self._begin(fd)
         self._start = None
         return True
+
+    def _begin(self, fd: int) -> None:
+        """Read ``path`` (open as ``fd``) from its start — after the generations found, the
+        oldest first, if any."""
+        while self._generations:
+            path, want = self._generations.pop(0)
+            first = self._open_id(path, want)
+            if first is not None:
+                _close(fd)
+                self._install(first, 0)
+                self.counters.inc("generations_read")
+                return
+            self.counters.inc("lost_generations")
+        self._install(fd, 0)
 
     def _siblings(self, *, by_name: bool) -> Iterator[tuple[str, os.stat_result]]:
         """Regular, uncompressed files next to ``path`` (only rotation-like names if

@@ -48,3 +48,12 @@ def test_errors_name_the_file_the_key_and_the_rule(name: str, why: str) -> None:
 def test_options_must_be_key_value(sshd_conf: Path) -> None:
     with pytest.raises(ConfigError, match="is not k=v"):
         load_rules([f"{sshd_conf}[aggressive]"], "a.toml")
+
+
+def test_a_jail_ignoreip_is_collected_for_the_members_protected_set(sshd_conf: Path) -> None:
+    from shieldwall.model import Scope, parse_scope
+
+    ignored: list[Scope] = []
+    load_rules([f"{sshd_conf}[ignoreip=203.0.113.0/24 198.51.100.9, maxretry=3]"], "a.toml",
+               ignored)  # fmt: skip
+    assert ignored == [parse_scope("203.0.113.0/24"), parse_scope("198.51.100.9")]

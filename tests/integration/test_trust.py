@@ -449,3 +449,98 @@ def test_a_first_start_on_two_day_old_failures_decides_nothing(tmp_path: Path) -
         scopes = {d["scope"] for d in alliance.active()["decisions"]}
         assert "203.0.113.40" not in scopes
         assert ATTACKER in scopes
+
+
+# -- protection reaches members ----------------------------------------------------------------
+
+
+def _local_bans(m: Member) -> set[str]:
+    from datetime import UTC, datetime
+
+    from shieldwall.agent.state import AgentState
+    from shieldwall.model import scope_str
+
+    state = AgentState(str(m.dir / "state"))
+    try:
+        return {scope_str(s) for s in state.local_bans(datetime.now(UTC))}
+    finally:
+        state.close()
+
+
+def test_the_councils_allowlist_lifts_a_local_ban_and_is_never_banned_locally(
+    tmp_path: Path,
+) -> None:
+    # on probation a lone member's alert waits for a quorum: its local ban stays its own
+    with LocalAlliance(n_members=1, root=tmp_path / "a", trust="probation") as alliance:
+        m = alliance.members[0]
+        alliance.attack(m, ATTACKER, 5)
+        wait_for(lambda: ATTACKER in enforced_set(m), what="the local ban")
+        r = alliance.operator("POST", "/v1/allowlist", {"scope": "203.0.113.0/24", "reason": "x"})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: ATTACKER not in enforced_set(m), what="the local ban lifted")
+        assert ATTACKER not in _local_bans(m)
+        assert "ban.lifted" in (m.dir / "agent.log").read_text()
+        # from now on the member does not even ban it locally
+        alliance.attack(m, "203.0.113.78", 5)
+        wait_for(lambda: m.counter("alerts") >= 2, what="the second alert")
+        time.sleep(0.5)
+        assert "203.0.113.78" not in enforced_set(m)
+        assert m.counter("alerts.refused.allowlist") >= 1
+
+
+def test_a_member_learns_the_councils_allowlist_and_never_bans_it_locally(
+    tmp_path: Path,
+) -> None:
+    treaty = '[treaty]\nallowlist = ["203.0.113.0/24"]\n'
+    with LocalAlliance(n_members=1, root=tmp_path / "a", treaty=treaty) as alliance:
+        m = alliance.members[0]
+        wait_for(lambda: "council.protects" in (m.dir / "agent.log").read_text(), what="it")
+        alliance.attack(m, ATTACKER, 5)
+        wait_for(lambda: m.counter("alerts") == 1, what="the alert")
+        time.sleep(0.5)
+        assert ATTACKER not in enforced_set(m)
+        assert ATTACKER not in _local_bans(m)
+        assert m.counter("alerts.refused.allowlist") == 1
+
+
+def test_unban_at_the_council_lifts_members_local_bans_and_agent_unban_lifts_its_own(
+    tmp_path: Path,
+) -> None:
+    with LocalAlliance(n_members=2, root=tmp_path / "a", trust="probation") as alliance:
+        first, second = alliance.members
+        alliance.attack(first, ATTACKER, 5)
+        alliance.attack(second, "203.0.113.80", 5)
+        wait_for(lambda: ATTACKER in enforced_set(first), what="first's local ban")
+        wait_for(lambda: "203.0.113.80" in enforced_set(second), what="second's local ban")
+        assert not alliance.active()["decisions"]  # a quorum is awaited: nothing decided
+        token = str(alliance.root / "council" / "data" / "operator.token")  # type: ignore[operator]
+        out = _cli("unban", ATTACKER, "--council", alliance.url, "--token-file", token)
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: ATTACKER not in enforced_set(first), what="the council's unban")
+        # at the member itself, while its agent runs
+        out = _cli("agent", "unban", "203.0.113.80", "--config", str(second.config))
+        assert out.returncode == 0, out.stderr
+        assert "lifted 1 local ban" in out.stdout
+        assert "203.0.113.80" not in enforced_set(second)
+        assert "203.0.113.80" not in _local_bans(second)
+        out = _cli("agent", "unban", "203.0.113.80", "--config", str(second.config))
+        assert "no local ban" in out.stdout
+        bad = _cli("agent", "unban", "not-an-ip", "--config", str(second.config))
+        assert bad.returncode != 0
+        assert "Traceback" not in bad.stderr
+
+
+def test_a_rule_level_ignoreip_is_never_banned(tmp_path: Path) -> None:
+    from tests.conftest import corpora_dir
+
+    sshd = corpora_dir() / "fail2ban" / "filter.d" / "sshd.conf"
+    if not sshd.exists():
+        pytest.skip("no fail2ban corpus")  # the corpus is always there under CI
+    rule = f"{sshd}[ignoreip=203.0.113.0/24 198.51.100.9, maxretry=5]"
+    with LocalAlliance(n_members=1, root=tmp_path / "a", rules=(rule,)) as alliance:
+        m = alliance.members[0]
+        alliance.attack(m, ATTACKER, 5)
+        alliance.attack(m, "192.0.2.200", 5)  # not ignored
+        wait_for(lambda: "192.0.2.200" in enforced_set(m), what="the other ban")
+        assert ATTACKER not in enforced_set(m)
+        assert m.counter("alerts.refused.ignoreip") == 1

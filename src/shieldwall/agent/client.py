@@ -26,17 +26,23 @@ from shieldwall.wire.messages import (
     WireAlert,
     WireAnswer,
     WireConsult,
+    WireLift,
+    WireProtect,
     WireSighting,
     claims_from_wire,
     decode_batch,
     decode_consult,
+    decode_lift,
     decode_page,
+    decode_protect,
     decode_snapshot,
     encode,
     events_from_wire,
 )
 from shieldwall.wire.signing import sign_request
 from shieldwall.wire.stream import signed_message, split_signature
+
+_EVENTS = frozenset({"batch", "snapshot", "consult", "protect", "lift"})
 
 
 class ForgedStream(CouncilError):
@@ -237,7 +243,7 @@ class CouncilClient:
 
     async def stream(
         self, since: int | None
-    ) -> AsyncIterator[StreamSnapshot | StreamBatch | WireConsult]:
+    ) -> AsyncIterator[StreamSnapshot | StreamBatch | WireConsult | WireProtect | WireLift]:
         """Decision events from the council, a batch at a time; a snapshot first when
         ``since`` is None (or ahead of the council's log). Consultations (live, outside the
         log) come as :class:`WireConsult`. A malformed event or decision is skipped and
@@ -259,7 +265,7 @@ class CouncilClient:
                         _reason(source.response.content),
                     )
                 async for sse in source.aiter_sse():
-                    if sse.event not in ("batch", "snapshot", "consult"):
+                    if sse.event not in _EVENTS:
                         continue
                     data = self._payload(sse.event, sse.data)
                     if sse.event == "batch":
@@ -273,6 +279,10 @@ class CouncilClient:
                         if page.last:
                             yield StreamSnapshot(page.seq, pages, bad_pages)
                             pages, bad_pages = [], 0
+                    elif sse.event == "protect":
+                        yield decode_protect(data)
+                    elif sse.event == "lift":
+                        yield decode_lift(data)
                     else:
                         yield decode_consult(data)
         except httpx.HTTPError as exc:

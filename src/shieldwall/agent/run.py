@@ -19,10 +19,11 @@ import signal
 import socket
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,7 @@ from shieldwall.agent.client import (
     StreamSnapshot,
     new_report_id,
 )
+from shieldwall.agent.control import ControlServer
 from shieldwall.agent.recent import RecentIndex
 from shieldwall.agent.sources.base import Batch
 from shieldwall.agent.sources.file import FileSource, Position
@@ -58,6 +60,7 @@ from shieldwall.model import (
     Scope,
     address_scope,
     parse_address,
+    parse_scope,
     scope_str,
 )
 from shieldwall.tls import client_context
@@ -66,6 +69,8 @@ from shieldwall.wire import signing
 from shieldwall.wire.messages import (
     WireAnswer,
     WireConsult,
+    WireLift,
+    WireProtect,
     alert_to_wire,
 )
 
@@ -95,10 +100,13 @@ line."""
 _F2B_OPTIONS = re.compile(r"^(?P<path>[^\[]+\.conf)(?:\[(?P<options>[^\]]*)\])?$")
 
 
-def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
+def load_rules(
+    names: Sequence[str], origin: str, ignoreip: list[Scope] | None = None
+) -> list[Rule]:
     """Rule names are shipped rules (``sshd``), paths to native ``.toml`` files, or fail2ban
     filter files, optionally with options as in a jail: ``/etc/fail2ban/filter.d/sshd.conf``,
-    ``…/sshd.conf[mode=aggressive, maxretry=3]``."""
+    ``…/sshd.conf[mode=aggressive, maxretry=3]``. A jail option ``ignoreip`` (addresses and
+    networks, space-separated) is added to ``ignoreip``: the member never bans those."""
     rules = []
     for name in names:
         try:
@@ -111,7 +119,10 @@ def load_rules(names: Sequence[str], origin: str) -> list[Rule]:
                         if not sep:
                             raise ConfigError(origin, "watch.rules", f"{name}: {item!r} is not k=v")
                         options[key.strip()] = value.strip()
-                rules.append(load_fail2ban_rule(f2b.group("path"), options)[0])
+                rule, _, jail = load_fail2ban_rule(f2b.group("path"), options)
+                rules.append(rule)
+                if ignoreip is not None:
+                    ignoreip += jail.ignoreip
             elif name.endswith(".toml") or "/" in name:
                 rules.append(load_rule(name))
             else:
@@ -242,13 +253,19 @@ class Agent:
             if enforcers is not None
             else [make_enforcer(s, config.state_dir) for s in config.enforcers]
         )
+        ignoreip: list[Scope] = []
+        self._watches = [(w, load_rules(w.rules, config.origin, ignoreip)) for w in config.watch]
         self.protected = Protected.build(
             allowlist=config.allowlist,
             protect_private=config.protect_private,
             council=council_addresses(config.council),
+            ignoreip=ignoreip,
         )
         """What this member never blocks, whatever the council says: its allowlist, private
         ranges (unless told otherwise) and its council's addresses."""
+        self.council_protected = Protected.build(protect_private=False)
+        """What the council protects (its allowlist, members' addresses): never banned
+        locally (its own decisions the council has checked against it already)."""
         try:
             self.tz = ZoneInfo(config.timezone)
         except Exception as exc:
@@ -262,7 +279,6 @@ class Agent:
         self._wake_outbox = asyncio.Event()
         self._stop = asyncio.Event()
         self.connected = asyncio.Event()
-        self._watches = [(w, load_rules(w.rules, config.origin)) for w in config.watch]
         self.recent = RecentIndex()
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._refused_logged = False
@@ -299,6 +315,8 @@ class Agent:
             for w, rules in self._watches
         ]
         stop = asyncio.create_task(self._stop.wait())
+        control = ControlServer(self.config.state_dir, self._control)
+        await control.start()
         try:
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for t in done:
@@ -308,6 +326,7 @@ class Agent:
             for t in [stop, *tasks]:
                 t.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
+            await control.close()
             for e in self.enforcement.enforcers:
                 await e.close()
             await self.client.close()
@@ -442,7 +461,7 @@ class Agent:
         reportable = []
         for a in alerts:
             scope = address_scope(a.source)
-            why = self.protected.reason_for(scope)
+            why = self.protected.reason_for(scope) or self.council_protected.reason_for(scope)
             if why is not None:
                 counters[f"alerts.refused.{why.split(':')[1]}"] = (
                     counters.get(f"alerts.refused.{why.split(':')[1]}", 0) + 1
@@ -490,7 +509,7 @@ class Agent:
                 continue
             for item in items:
                 try:
-                    await self.client.send_report(
+                    answer = await self.client.send_report(
                         item.report_id, item.alerts, item.sightings, item.answers
                     )
                 except CouncilError as exc:
@@ -508,6 +527,8 @@ class Agent:
                     break
                 backoff = 0.1
                 self.state.outbox_done(item.id, "reports.sent")
+                if self._lift_refused(answer):
+                    await self._enforce()
 
     # -- council stream → enforcers ---------------------------------------------------
 
@@ -526,6 +547,14 @@ class Agent:
                     backoff = 0.1
                     if isinstance(item, WireConsult):
                         self._answer(item)
+                        continue
+                    if isinstance(item, WireProtect):
+                        self._council_protects(item)
+                        await self._enforce()
+                        continue
+                    if isinstance(item, WireLift):
+                        self._lift_inside(item.scopes, "an operator's unban")
+                        await self._enforce()
                         continue
                     if isinstance(item, StreamSnapshot):
                         self._apply_snapshot(item)
@@ -603,6 +632,61 @@ class Agent:
             key,
             self.config.origin or "agent.toml",
         )
+
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A request on the control socket (``shieldwall agent unban``)."""
+        if request.get("op") != "unban":
+            raise ValueError(f"unknown op {request.get('op')!r}")
+        scope = parse_scope(str(request["scope"]))
+        lifted = self._lift_inside([scope.text()], "unbanned at this host by an operator")
+        await self._enforce()
+        held = self.blocks.blocked(scope, self.clock.now().timestamp()) is not None
+        return {"lifted": lifted, "council": held}
+
+    def _council_protects(self, message: WireProtect) -> None:
+        """The council's protected set (its allowlist, members' addresses): never banned
+        locally from now on; a local ban inside it is lifted."""
+        scopes: list[Scope] = []
+        for text, _why in message.scopes:
+            with contextlib.suppress(InvalidScope):
+                scopes.append(parse_scope(text))
+        self.council_protected = Protected.build(allowlist=scopes, protect_private=False)
+        self._lift_inside([s.text() for s in scopes], "the council protects it")
+        log.info("council.protects scopes=%d", len(scopes))
+
+    def _lift_refused(self, answer: Mapping[str, object]) -> int:
+        """The council refused some of this member's alerts as protected (its allowlist,
+        a member's address): the local bans on them are lifted."""
+        refused = answer.get("refused")
+        if not isinstance(refused, list):
+            return 0
+        lifted = 0
+        for r in refused:
+            if isinstance(r, dict) and str(r.get("reason", "")).startswith("protected:"):
+                lifted += self._lift_inside([str(r.get("scope"))], f"the council refused it: "
+                                            f"{r['reason']}")  # fmt: skip
+        return lifted
+
+    def _lift_inside(self, texts: Sequence[str], why: str) -> int:
+        """Lift this member's local bans inside any of ``texts`` (scopes)."""
+        nets = []
+        for text in texts:
+            with contextlib.suppress(InvalidScope):
+                nets.append(parse_scope(text))
+        if not nets:
+            return 0
+        inside = Protected.build(allowlist=nets, protect_private=False)
+        lifted = 0
+        for scope in list(self.blocks.local_bans()):
+            if inside.reason_for(scope, remember=False) is not None:
+                self.blocks.lift(scope)
+                self.state.drop_local_ban(scope)
+                lifted += 1
+                if lifted <= LOG_EACH:
+                    log.warning("ban.lifted scope=%s: %s", scope_str(scope), why)
+        if lifted:
+            self.state.bump({"bans.lifted": lifted})
+        return lifted
 
     def _admit(self, claims: Iterable[Claim]) -> Iterator[Claim]:
         """The claims this member may enforce: one overlapping what it protects (its own

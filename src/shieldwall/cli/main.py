@@ -172,11 +172,20 @@ def _secret(cfg: Any, load: Callable[[str], _S]) -> _S:
         ) from exc
 
 
-@cli.command()
-@_config_option("Agent config (TOML).")
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="Agent config (TOML)."
+)
 @_log_level
-def agent(config_path: str, log_level: str) -> None:
-    """Run a member's agent: tail logs, ban locally, report, enforce the alliance's decisions."""
+@click.pass_context
+def agent(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+    """Run a member's agent: tail logs, ban locally, report, enforce the alliance's decisions.
+
+    `shieldwall agent unban ADDRESS --config agent.toml` lifts this member's own ban."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config_path is None:
+        raise click.UsageError("Missing option '--config'.")
     from shieldwall.agent.run import run_agent
     from shieldwall.config.load import load_agent
 
@@ -274,6 +283,59 @@ def status(config_path: str, as_json: bool) -> None:
 
 
 SHOWN_BLOCKS = 50
+
+
+@agent.command("unban")
+@click.argument("scope")
+@_config_option("Agent config (TOML).")
+def agent_unban(scope: str, config_path: str) -> None:
+    """Lift this member's own ban on SCOPE (an address or network) at once: the running
+    agent drops it from its enforcers. A council decision is lifted at the council
+    (shieldwall unban), for every member."""
+    from datetime import UTC, datetime
+
+    from shieldwall.agent.control import ask
+    from shieldwall.agent.state import AgentState
+    from shieldwall.config.load import load_agent
+    from shieldwall.errors import InvalidScope
+    from shieldwall.model import parse_scope, scope_str
+
+    try:
+        cfg = load_agent(config_path)
+        target = parse_scope(scope)
+    except InvalidScope as exc:
+        raise click.BadParameter(str(exc), param_hint="SCOPE") from exc
+    except ShieldwallError as exc:
+        raise _fail(exc) from exc
+    answer = ask(cfg.state_dir, {"op": "unban", "scope": scope_str(target)})
+    if answer is None:  # not running: its database, which it enforces when it starts
+        if not Path(cfg.state_dir, "agent.db").exists():
+            raise click.ClickException(f"{cfg.state_dir}: no agent state (never ran)")
+        state = AgentState(cfg.state_dir)
+        try:
+            held = scope_str(target) in {scope_str(s) for s in state.local_bans(datetime.now(UTC))}
+            state.drop_local_ban(target)
+        finally:
+            state.close()
+        what = "its local ban on {} was removed" if held else "it holds no local ban on {}"
+        click.echo(
+            f"the agent is not running: {what.format(scope_str(target))} (its enforcers are "
+            "set from its state when it starts)"
+        )
+        return
+    if "error" in answer:
+        raise click.ClickException(f"the agent refused: {answer['error']}")
+    lifted = int(answer.get("lifted", 0))
+    click.echo(
+        f"lifted {lifted} local ban(s) on {scope_str(target)}"
+        if lifted
+        else f"no local ban on {scope_str(target)}"
+    )
+    if answer.get("council"):
+        click.echo(
+            "a council decision blocks it too: lift it with `shieldwall unban "
+            f"{scope_str(target)}` at the council (for every member)"
+        )
 
 
 @cli.command()
@@ -484,9 +546,17 @@ def unban(
     if as_json:
         click.echo(json.dumps(body))
     elif not body["revoked"]:
-        raise click.ClickException(f"no active decision on {target}")
+        if by_id:
+            raise click.ClickException(f"no active decision {target}")
+        click.echo(
+            f"no active council decision on {target}; connected members lift their own "
+            "local bans inside it"
+        )
     else:
-        click.echo(f"revoked {len(body['revoked'])} decision(s) on {target}")
+        click.echo(
+            f"revoked {len(body['revoked'])} decision(s) on {target}; connected members lift "
+            "their own local bans inside it too"
+        )
 
 
 @cli.group(

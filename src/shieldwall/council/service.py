@@ -110,6 +110,8 @@ from shieldwall.wire import signing
 from shieldwall.wire.messages import (
     Report,
     WireConsult,
+    WireLift,
+    WireProtect,
     alert_from_wire,
     check_answer,
     concern_source,
@@ -267,6 +269,8 @@ class CouncilService:
         self._last_save: datetime | None = None
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._protect_for: object = None
+        self._protect_bytes = b""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -528,6 +532,7 @@ class CouncilService:
                 done = await self._write([effects], now, {"members.enrolled": 1})
             self._members[name] = record
             await self._announce(done, now)
+            await self._announce_protect()
         log.info("member.enrolled name=%s trust=%s", name, trust)
         return record
 
@@ -865,6 +870,8 @@ class CouncilService:
             effects = self.treaty.handle(ManualUnban(target, OPERATOR), now)
             n = sum(1 for e in effects if isinstance(e, Revoke))
             out = await self._carry_out(effects, now, {"decisions.revoked": n})
+        if not isinstance(target, str):
+            await self._announce_lift([target])
         return out.revoked
 
     async def unban_many(self, targets: Sequence[Scope], source: str = "") -> BulkOutcome:
@@ -875,6 +882,7 @@ class CouncilService:
             revoked = [e for e in effects if isinstance(e, Revoke)]
             out = await self._carry_out(effects, now, {"decisions.revoked": len(revoked)})
             seq = await self.store.log.last_seq()
+        await self._announce_lift(targets)
         hit = {d.scope for d in out.revoked}
         missing = sum(1 for t in targets if t not in hit)
         return BulkOutcome(revoked=len(out.revoked), missing=missing, seq=seq)
@@ -885,6 +893,7 @@ class CouncilService:
         async with self._lock:
             now = self.clock.now()
             out = await self._handle([AllowlistAdd(scope, OPERATOR, reason)], now)
+            await self._announce_protect()
         await self.save_state()
         return out.revoked
 
@@ -896,6 +905,7 @@ class CouncilService:
             before = list(self.treaty.state.allowlist)
             await self._handle([AllowlistRemove(scope, OPERATOR, reason)], now)
             removed = scope in before and scope not in self.treaty.state.allowlist
+            await self._announce_protect()
         await self.save_state()
         return removed
 
@@ -953,8 +963,41 @@ class CouncilService:
     def follow(self, member: str | None, since: int | None) -> AsyncIterator[bytes]:
         """A member's decision stream as SSE bytes (:func:`shieldwall.council.stream.follow`)."""
         return stream.follow(
-            self.store.log, self.fanout, self.clock.now, member, since, sign=self._sign
+            self.store.log,
+            self.fanout,
+            self.clock.now,
+            member,
+            since,
+            sign=self._sign,
+            protect=self.protect_payload,
         )
+
+    def protect_payload(self) -> bytes:
+        """The ``protect`` message: the allowlist and members' addresses, ``[scope,
+        reason]`` each (encoded once per change of the treaty's protected set)."""
+        protected = self.treaty.protected
+        if self._protect_for is not protected:
+            scopes = [
+                (scope.text(), why)
+                for scope, why in protected.entries
+                if why == "protected:allowlist" or why.startswith("protected:member:")
+            ]
+            self._protect_bytes = encode(WireProtect(scopes=scopes))
+            self._protect_for = protected
+        return self._protect_bytes
+
+    async def _announce_protect(self) -> None:
+        """Send the protected set to every stream if it changed."""
+        before = self._protect_bytes
+        payload = self.protect_payload()
+        if payload != before:
+            await self.fanout.notify(Notice("protect", payload))
+
+    async def _announce_lift(self, scopes: Sequence[Scope]) -> None:
+        """Tell members an operator unbanned ``scopes``: their local bans inside go too."""
+        if scopes:
+            data = encode(WireLift(scopes=[s.text() for s in scopes]))
+            await self.fanout.notify(Notice("lift", data))
 
     async def explain(self, decision_id: str) -> Explanation | None:
         """A decision with its evidence chain (and why it was revoked, if it was)."""

@@ -56,6 +56,7 @@ async def follow(
     *,
     heartbeat: float = HEARTBEAT_EVERY,
     sign: Signer | None = None,
+    protect: Callable[[], bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     async with fanout.subscribe(member) as sub:
         last = await log.last_seq()
@@ -75,6 +76,8 @@ async def follow(
                     break
                 yield batch_frame(events, sign)
                 sent = events[-1].seq
+        if protect is not None:  # what the council protects, as of now (changes come live)
+            yield sse("protect", protect(), sign=sign)
         while True:
             try:
                 items = await asyncio.wait_for(sub.next(), heartbeat)

@@ -120,6 +120,7 @@ class Protected:
         member_addresses: Iterable[tuple[str, Scope]] = (),
         protect_private: bool = True,
         council: Iterable[Scope] = (),
+        ignoreip: Iterable[Scope] = (),
     ) -> Protected:
         entries: list[tuple[Scope, str]] = []
         entries += [(n, "protected:loopback") for n in LOOPBACK]
@@ -131,6 +132,7 @@ class Protected:
         entries += [(n, "protected:allowlist") for n in allowlist]
         entries += [(n, f"protected:member:{name}") for name, n in member_addresses]
         entries += [(n, "protected:council") for n in council]
+        entries += [(n, "protected:ignoreip") for n in ignoreip]
         return cls(tuple(entries))
 
     def reason_for(self, scope: Scope, *, remember: bool = True) -> str | None:

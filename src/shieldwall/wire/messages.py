@@ -156,6 +156,22 @@ class WireSnapshotPage(msgspec.Struct, forbid_unknown_fields=True):
     last: bool = True
 
 
+class WireProtect(msgspec.Struct, forbid_unknown_fields=True):
+    """SSE ``event: protect``: what the council protects beyond a member's own ranges — its
+    allowlist and members' addresses — each ``[scope, reason]``; the whole set, sent when a
+    stream starts and whenever it changes. Members never ban these locally."""
+
+    scopes: list[tuple[str, str]]
+
+
+class WireLift(msgspec.Struct, forbid_unknown_fields=True):
+    """SSE ``event: lift``: an operator unbanned these scopes: members lift their own local
+    bans inside them too (a live message: a member not connected keeps its local ban until
+    it expires)."""
+
+    scopes: list[str]
+
+
 MAX_BULK = 20_000
 """Decisions (or scopes) in one bulk request: an import sends chunks of at most this many."""
 
@@ -259,6 +275,8 @@ _import_decoder = msgspec.json.Decoder(ImportRequest)
 _bulk_revoke_decoder = msgspec.json.Decoder(BulkRevokeRequest)
 _concern_decoder = msgspec.json.Decoder(ConcernRequest)
 _consult_decoder = msgspec.json.Decoder(WireConsult)
+_protect_decoder = msgspec.json.Decoder(WireProtect)
+_lift_decoder = msgspec.json.Decoder(WireLift)
 _snapshot_decoder = msgspec.json.Decoder(Snapshot)
 _batch_decoder = msgspec.json.Decoder(WireBatch)
 _page_decoder = msgspec.json.Decoder(WireSnapshotPage)
@@ -321,6 +339,14 @@ def decode_concern(body: bytes) -> ConcernRequest:
 
 def decode_consult(body: bytes | str) -> WireConsult:
     return _decode(_consult_decoder, body, "consultation")
+
+
+def decode_protect(body: bytes | str) -> WireProtect:
+    return _decode(_protect_decoder, body, "protected set")
+
+
+def decode_lift(body: bytes | str) -> WireLift:
+    return _decode(_lift_decoder, body, "lift")
 
 
 def decode_batch(body: bytes | str) -> WireBatch:

@@ -112,6 +112,7 @@ def council(ctx: click.Context, config_path: str | None, log_level: str) -> None
     try:
         cfg = load_council(config_path)
         lock = DirLock(cfg.data_dir, "council", cfg.origin, "data-dir")  # held while it runs
+        _refuse_a_lost_database(cfg)
         store = open_store(cfg.store_url, cfg.origin)
         fanout = open_fanout(cfg.fanout, cfg.origin)
         token = _secret(cfg, load_or_create_token)
@@ -139,6 +140,26 @@ def council(ctx: click.Context, config_path: str | None, log_level: str) -> None
         lock.close()
     except ShieldwallError as exc:
         raise _fail(exc) from exc
+
+
+def _refuse_a_lost_database(cfg: Any) -> None:
+    """An alliance's data-dir whose council.db is gone or empty would start as a new
+    alliance in silence (no members, no decisions): refuse, and say what to do."""
+    from shieldwall.council.auth import KEY_FILE
+
+    url = cfg.store_url
+    if not url.startswith("sqlite://") or not Path(cfg.data_dir, KEY_FILE).exists():
+        return
+    db = Path(url.removeprefix("sqlite://"))
+    if str(db) == ":memory:" or (db.exists() and db.stat().st_size > 0):
+        return
+    raise ConfigError(
+        cfg.origin,
+        "store",
+        f"{db} is {'empty' if db.exists() else 'missing'}, but {cfg.data_dir} held an "
+        f"alliance ({KEY_FILE} is there): restore the database from a backup; to start a "
+        f"new alliance on purpose, move {KEY_FILE} and operator.token away first",
+    )
 
 
 @council.command("key")

@@ -36,6 +36,7 @@ radius counts); decisions and their evidence are in the store and are adopted ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -271,49 +272,76 @@ class CouncilService:
         self._flusher: asyncio.Task[None] | None = None
         self._protect_for: object = None
         self._protect_bytes = b""
+        self.storage_fault: str | None = None
+        """Why the last commit failed (a full disk…), until one succeeds: health says 503."""
 
     # -- lifecycle -----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _committing(self) -> AsyncIterator[None]:
+        """The store's transaction. When it fails (a full disk, an I/O error) the treaty's
+        memory, already changed, is rebuilt from the store — it never believes a decision
+        that was not written — and ``storage_fault`` says why until a commit succeeds."""
+        try:
+            async with self.store.transaction():
+                yield
+        except StoreError as exc:
+            if self.storage_fault is None:
+                log.error("storage.failed %s (the council answers 503 until it recovers)", exc)
+            self.storage_fault = str(exc)
+            await self._reload(self.clock.now())
+            raise
+        if self.storage_fault is not None:
+            log.warning("storage.recovered after: %s", self.storage_fault)
+            self.storage_fault = None
 
     async def start(self) -> None:
         """Load members, the treaty's state and the active set; ``sync`` the treaty."""
         async with self._lock:
             now = self.clock.now()
-            records = await self.store.members.list()
-            self._members = {m.name: m for m in records}
-            state = await self._load_state()
-            self.treaty = Treaty(
-                self.terms, [member_info(m) for m in records], state, new_id=self._new_id
-            )
-            _, active = await self.store.log.active(now)
-            stored = await self.store.log.evidence([d.id for d in active])
-            evidence: dict[str, Evidence] = {}
-            unreadable = 0
-            for decision_id, plain in stored.items():
-                try:
-                    evidence[decision_id] = Evidence.from_plain(plain)
-                except (KeyError, TypeError, ValueError):
-                    unreadable += 1
-            await self.store.counters.bump({"treaty.evidence.unreadable": unreadable})
-            await self._carry_out(self.treaty.sync(active, now, evidence), now)
+            effects, unreadable = await self._reload(now)
+            await self.store.counters.bump(unreadable)
+            await self._carry_out(effects, now)
             self._last_tick = self._last_save = now
-            log.info(
-                "treaty.started members=%d decisions=%d state=%s",
-                len(records),
-                len(active),
-                "restored" if state is not None else "empty",
-            )
 
-    async def _load_state(self) -> TreatyState | None:
+    async def _reload(self, now: datetime) -> tuple[list[Effect], dict[str, int]]:
+        """Members, the treaty's saved state and the active set, from the store, into a new
+        treaty (reads only). Returns its ``sync`` effects, for the caller to carry out, and
+        what could not be read (counters)."""
+        records = await self.store.members.list()
+        self._members = {m.name: m for m in records}
+        state, unreadable = await self._load_state()
+        self.treaty = Treaty(
+            self.terms, [member_info(m) for m in records], state, new_id=self._new_id
+        )
+        _, active = await self.store.log.active(now)
+        stored = await self.store.log.evidence([d.id for d in active])
+        evidence: dict[str, Evidence] = {}
+        for decision_id, plain in stored.items():
+            try:
+                evidence[decision_id] = Evidence.from_plain(plain)
+            except (KeyError, TypeError, ValueError):
+                unreadable["treaty.evidence.unreadable"] = (
+                    unreadable.get("treaty.evidence.unreadable", 0) + 1
+                )
+        log.info(
+            "treaty.loaded members=%d decisions=%d state=%s",
+            len(records),
+            len(active),
+            "restored" if state is not None else "empty",
+        )
+        return list(self.treaty.sync(active, now, evidence)), unreadable
+
+    async def _load_state(self) -> tuple[TreatyState | None, dict[str, int]]:
         blob = await self.store.treaty.load()
         if blob is None:
-            return None
+            return None, {}
         try:
-            return TreatyState.from_plain(blob, self.terms)
+            return TreatyState.from_plain(blob, self.terms), {}
         except (KeyError, TypeError, ValueError) as exc:
             # decide less, never more: the buckets start empty, decisions come from the store
             log.warning("treaty.state.unreadable %s; starting from the store alone", exc)
-            await self.store.counters.bump({"treaty.state.unreadable": 1})
-            return None
+            return None, {"treaty.state.unreadable": 1}
 
     async def save_state(self) -> None:
         """Persist the treaty's state (the reaper calls this every ``state_interval``)."""
@@ -331,6 +359,10 @@ class CouncilService:
         """The reaper's round: ``expire`` events for decisions past their expiry, the
         treaty's ``Tick`` every ``tick_interval``, its state saved every ``state_interval``.
         Returns how many decisions expired."""
+        if self.storage_fault is not None:  # has space come back? (a commit tells)
+            with contextlib.suppress(StoreError):
+                async with self._lock, self._committing():
+                    await self.store.counters.bump({"storage.probes": 1})
         expired = await self.expire_due()
         now = self.clock.now()
         if self._last_tick is None or now - self._last_tick >= timedelta(
@@ -358,7 +390,7 @@ class CouncilService:
         self, effects: Sequence[Effect], now: datetime, counters: Mapping[str, int] = {}
     ) -> ReportOutcome:
         """Carry out effects in order, in one transaction; then announce them."""
-        async with self.store.transaction():
+        async with self._committing():
             done = await self._write([effects], now, counters)
         await self._announce(done, now)
         return done.outcomes[0]
@@ -524,7 +556,7 @@ class CouncilService:
                     f"member {name!r} is enrolled (a new key: members rekey; or revoke it first)"
                 )
             effects = self.treaty.handle(Enroll(member_info(record), OPERATOR), now)
-            async with self.store.transaction():
+            async with self._committing():
                 if held is None:
                     await self.store.members.add(record)
                 else:  # a revoked name, enrolled again with a new key
@@ -545,7 +577,7 @@ class CouncilService:
             if member is None or member.revoked:
                 return None
             effects = self.treaty.handle(RevokeMember(name, OPERATOR, reason), now)
-            async with self.store.transaction():
+            async with self._committing():
                 await self.store.members.revoke(name, now)
                 done = await self._write([effects], now, {"members.revoked": 1})
             self._members[name] = MemberRecord(
@@ -576,7 +608,7 @@ class CouncilService:
                 member.name, key, member.addresses, member.trust, member.created, None
             )
             audit = AuditRecord(now, OPERATOR, "member.rekey", "done", subject=name)
-            async with self.store.transaction():
+            async with self._committing():
                 await self.store.members.replace(record)
                 await self.store.records.add_audit([audit.to_plain()])
                 await self.store.counters.bump({"members.rekeyed": 1})
@@ -693,7 +725,7 @@ class CouncilService:
             groups: list[list[Effect]] = []
             stats: list[tuple[int, int, int, int]] = []
             signers = await self._signed_by(group)
-            async with self.store.transaction():
+            async with self._committing():
                 for p, signer in zip(group, signers, strict=True):
                     report = p.report
                     try:
@@ -795,7 +827,7 @@ class CouncilService:
             await self.store.counters.bump({"concerns.refused.malformed": 1})
             raise
         try:
-            async with self.store.transaction():
+            async with self._committing():
                 member = await self._verify(req.member, body, signature, req.sent_at, req.id)
         except SignatureError as exc:
             await self.store.counters.bump({f"concerns.refused.{exc.reason}": 1})
@@ -922,7 +954,7 @@ class CouncilService:
                 now = self.clock.now()
                 due = await self.store.log.due_for_expiry(now, EXPIRE_CHUNK)
                 if due:
-                    async with self.store.transaction():
+                    async with self._committing():
                         events = await self.store.log.append(
                             [(EventKind.EXPIRE, d) for d in due], now
                         )

@@ -21,6 +21,7 @@ from shieldwall.council.api.common import MAX_BODY, Api
 from shieldwall.council.api.intake import BoundedIntake
 from shieldwall.council.run import lifespan
 from shieldwall.council.service import CouncilService
+from shieldwall.errors import StoreError
 
 schemas = SchemaGenerator(
     {"openapi": "3.0.0", "info": {"title": "shieldwall council", "version": "1"}}
@@ -29,6 +30,16 @@ schemas = SchemaGenerator(
 
 async def openapi(request: Request) -> Response:
     return JSONResponse(schemas.get_schema(routes=request.app.routes))
+
+
+async def _storage_failed(request: Request, exc: Exception) -> Response:
+    """The store cannot be written (a full disk…): 503, not a bare 500; nothing of the
+    request was kept."""
+    return JSONResponse(
+        {"error": "storage", "detail": f"{exc}; nothing was kept: retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def create_app(service: CouncilService, token: str, *, reaper_interval: float = 1.0) -> Starlette:
@@ -42,6 +53,7 @@ def create_app(service: CouncilService, token: str, *, reaper_interval: float = 
     ]
     app = Starlette(
         routes=routes,
+        exception_handlers={StoreError: _storage_failed},
         lifespan=lifespan(service, reaper_interval),
         middleware=[Middleware(BoundedIntake, limit=MAX_BODY)],
     )

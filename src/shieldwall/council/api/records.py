@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shieldwall.council.api.common import api_of, iso, operator, refusal_json
+from shieldwall.errors import StoreError
 
 
 async def health(request: Request) -> Response:
@@ -14,8 +15,18 @@ async def health(request: Request) -> Response:
     summary: Liveness and the decision log's last sequence number.
     responses:
       200: {description: '{"status": "ok", "seq": N}'}
+      503: {description: '{"status": "storage", "detail"}: the store cannot be written (a full
+        disk…); it recovers by itself when it can'}
     """
-    return JSONResponse({"status": "ok", "seq": await api_of(request).service.last_seq()})
+    service = api_of(request).service
+    fault = service.storage_fault
+    if fault is not None:
+        return JSONResponse({"status": "storage", "detail": fault}, status_code=503)
+    try:
+        seq = await service.last_seq()
+    except StoreError as exc:
+        return JSONResponse({"status": "storage", "detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok", "seq": seq})
 
 
 async def council_key(request: Request) -> Response:

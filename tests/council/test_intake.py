@@ -152,3 +152,46 @@ async def test_what_a_report_carries_is_validated(council: Council) -> None:
     assert resp.status_code == 200, resp.text
     assert resp.json()["malformed"] == len(bad)
     assert len(resp.json()["decided"]) == 1
+
+
+@pytest.mark.treaty({"blast-radius": {"member": 100_000}})
+async def test_a_large_report_gives_the_event_loop_back_while_it_is_judged(
+    council: Council, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import itertools
+
+    m = await enroll(council, "big")
+    now = council.clock.now()
+    n = 2_000
+    alerts = [
+        WireAlert(rule="sshd", source=f"198.18.{i >> 8}.{i & 255}", first=now, last=now, count=5)
+        for i in range(n)
+    ]
+    turns = 0
+    judging = True
+
+    async def other_work() -> None:  # what health checks and streams need: turns of the loop
+        nonlocal turns
+        while judging:
+            turns += 1
+            await asyncio.sleep(0)
+
+    treaty = council.service.treaty
+    real = treaty.handle
+    at_call: list[int] = []  # the loop's turn count at each alert the treaty judges
+
+    def judged(event: Any, when: Any) -> Any:
+        at_call.append(turns)
+        return real(event, when)
+
+    monkeypatch.setattr(treaty, "handle", judged)
+    ticker = asyncio.create_task(other_work())
+    out = await m.client.send_report(uuid.uuid4().hex, alerts)
+    judging = False
+    await ticker
+    assert len(out["decided"]) == n  # type: ignore[arg-type]
+    assert len(at_call) == n
+    # never more than 100 alerts (a few ms of treaty work) without giving the loop a turn
+    longest = max(len(list(run)) for _, run in itertools.groupby(at_call))
+    assert longest <= 100, longest

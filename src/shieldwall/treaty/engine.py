@@ -13,6 +13,7 @@ sanction is considered. Each clause is described in ``docs/treaty.md``.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -340,8 +341,13 @@ class Treaty:
     def _blast_ok(self, member: MemberInfo, now: datetime) -> bool:
         br = self.terms.blast_radius
         cutoff = now - timedelta(seconds=br.window)
-        times = [t for t in self.state.blast.get(member.name, ()) if t > cutoff]
-        self.state.blast[member.name] = times
+        times = self.state.blast.get(member.name)
+        if not times:
+            return br.limit_for(member.trust) > 0
+        # times are kept in order: what left the window is a prefix (no pass over the rest)
+        gone = bisect_right(times, cutoff)
+        if gone:
+            del times[:gone]
         return len(times) < br.limit_for(member.trust)
 
     # -- the gate every decision goes through ----------------------------------------------
@@ -405,7 +411,7 @@ class Treaty:
         if escalate:
             self._offend(scope, now)
         if charged is not None:
-            self.state.blast.setdefault(charged.name, []).append(now)
+            insort(self.state.blast.setdefault(charged.name, []), now)  # in order (see above)
         self.state.inc(f"decided.{clauses[0]}")
         out.append(Decide(decision, evidence))
         if scope.is_host:

@@ -604,7 +604,7 @@ class TreatyState:
         for scope, count, last in data.get("offenders", ()):
             state.offenders[scope_from(scope)] = Offender(int(count), time_from(last))
         state.blast = {
-            str(m): [time_from(t) for t in ts] for m, ts in data.get("blast", {}).items()
+            str(m): sorted(time_from(t) for t in ts) for m, ts in data.get("blast", {}).items()
         }
         state.flagged = {str(k): time_from(t) for k, t in data.get("flagged", {}).items()}
         state.allowlist = [scope_from(s) for s in data.get("allowlist", ())]

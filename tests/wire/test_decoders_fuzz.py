@@ -4,6 +4,8 @@ exception (what would be a 500 at the council, a crash in an agent's stream)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +29,7 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "protect": m.decode_protect,
     "lift": m.decode_lift,
     **{
-        f"request:{name}": (lambda cls: lambda b: m.decode_request(b, cls))(cls)
+        f"request:{name}": functools.partial(m.decode_request, cls=cls)
         for name, cls in m.OPERATOR_REQUESTS.items()
     },
 }
@@ -36,12 +38,34 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),  # fmt: skip
+    ),
     max_leaves=20,
 )
-FIELDS = ["id", "member", "sent_at", "alerts", "events", "seq", "decisions", "scope",
-          "scopes", "source", "rule", "first", "last", "count", "concern", "public_key",
-          "name", "force", "duration", "reason", "last", "lookback", "expires"]  # fmt: skip
+FIELDS = [
+    "id",
+    "member",
+    "sent_at",
+    "alerts",
+    "events",
+    "seq",
+    "decisions",
+    "scope",
+    "scopes",
+    "source",
+    "rule",
+    "first",
+    "last",
+    "count",
+    "concern",
+    "public_key",
+    "name",
+    "force",
+    "duration",
+    "reason",
+    "last",
+    "lookback",
+    "expires",
+]
 shaped = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6)
 bodies = st.one_of(
     st.binary(max_size=200),
@@ -56,10 +80,8 @@ bodies = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(body=bodies)
 def test_decoders_raise_wire_error_or_return(name: str, body: bytes) -> None:
-    try:
+    with contextlib.suppress(WireError):
         DECODERS[name](body)
-    except WireError:
-        pass
 
 
 def test_deep_nesting_is_a_wire_error() -> None:

@@ -52,6 +52,7 @@ WRONG_TYPES: dict[str, list[Any]] = {
     "/v1/decisions/import": [{"decisions": "x"}, {"decisions": [{"scope": 1}]}],
     "/v1/decisions/revoke/bulk": [{"scopes": [1, 2]}, {"scopes": "x"}],
     "/v1/members": [
+        {"name": "wide", "public_key": "x", "addresses": ["0.0.0.0/0"]},
         {"name": 5, "public_key": "x"},
         {"name": "m", "public_key": 5},
         {"name": "m", "public_key": "x", "addresses": "1.2.3.4"},
@@ -195,3 +196,18 @@ async def test_a_large_report_gives_the_event_loop_back_while_it_is_judged(
     # never more than 100 alerts (a few ms of treaty work) without giving the loop a turn
     longest = max(len(list(run)) for _, run in itertools.groupby(at_call))
     assert longest <= 100, longest
+
+
+async def test_a_member_cannot_be_enrolled_with_a_network_wider_than_its_hosts(
+    council: Council,
+) -> None:
+    from shieldwall.wire import signing as sg
+
+    async with operator(council) as op:
+        for wide in ("0.0.0.0/0", "10.0.0.0/8", "2001::/16"):
+            body = {"name": "m", "public_key": sg.generate()[1], "addresses": [wide]}
+            r = await op.post("/v1/members", json=body)
+            assert r.status_code == 400, (wide, r.text)
+            assert "wider than" in r.json()["detail"]
+        ok = {"name": "m", "public_key": sg.generate()[1], "addresses": ["192.0.2.0/24"]}
+        assert (await op.post("/v1/members", json=ok)).status_code == 201

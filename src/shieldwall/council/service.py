@@ -130,6 +130,9 @@ MAX_CONSULTED = 20_000
 """Concern ids remembered so that each is put to the members once."""
 MAX_GROUP = 500
 """Reports committed together at most (group commit)."""
+MEMBER_WIDEST = {4: 16, 6: 32}
+"""The widest network a member may be enrolled with, by IP version: its own hosts (an
+enrollment with 0.0.0.0/0 would protect everything, and revoke every decision at once)."""
 YIELD_EVERY = 50
 """Alerts judged between two returns to the event loop (about 3 ms of treaty work)."""
 THREADED_CHECKS = 8
@@ -548,6 +551,13 @@ class CouncilService:
             raise WireError(exc.why) from exc
         if trust not in TRUST_LEVELS:
             raise WireError(f"trust must be one of {', '.join(TRUST_LEVELS)}")
+        for a in addresses:
+            widest = MEMBER_WIDEST[a.version]
+            if a.prefixlen < widest:
+                raise WireError(
+                    f"address {scope_str(a)} is wider than a /{widest}: a member's addresses "
+                    "are its own hosts (protect more with the allowlist)"
+                )
         key = signing.check_public_key(public_key)
         async with self._lock:
             now = self.clock.now()

@@ -4,35 +4,15 @@ holder; a directory that cannot be made is one line too; ``kill -9`` frees the l
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shieldwall.loopback.alliance import LocalAlliance, free_port
 from shieldwall.wire.signing import generate
+from tests.integration.cli import one_line_error, shieldwall
 
 pytestmark = pytest.mark.slow
-
-
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shieldwall", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=cwd,
-    )
-
-
-def _one_line(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    return lines[0]
 
 
 def test_a_second_council_or_agent_on_the_same_directory_is_refused(tmp_path: Path) -> None:
@@ -40,13 +20,13 @@ def test_a_second_council_or_agent_on_the_same_directory_is_refused(tmp_path: Pa
         council_toml = alliance.root / "council" / "council.toml"  # type: ignore[operator]
         other = council_toml.with_name("other.toml")
         other.write_text(council_toml.read_text().replace(f":{alliance.port}", f":{free_port()}"))
-        line = _one_line(_run("council", "--config", str(other)))
+        line = one_line_error(shieldwall("council", "--config", str(other)))
         pid = alliance.council_proc.pid  # type: ignore[union-attr]
         assert "data-dir" in line
         assert f"in use by council pid {pid}" in line
         assert "stop it first" in line
         m = alliance.members[0]
-        line = _one_line(_run("agent", "--config", str(m.config)))
+        line = one_line_error(shieldwall("agent", "--config", str(m.config)))
         assert "state-dir" in line
         assert f"in use by agent pid {m.proc.pid}" in line  # type: ignore[union-attr]
         # kill -9 leaves no stale lock
@@ -57,7 +37,7 @@ def test_a_second_council_or_agent_on_the_same_directory_is_refused(tmp_path: Pa
 
 def test_directories_that_cannot_be_made_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text('data-dir = "/proc/shieldwall/council"\n')
-    line = _one_line(_run("council", "--config", str(tmp_path / "c.toml")))
+    line = one_line_error(shieldwall("council", "--config", str(tmp_path / "c.toml")))
     assert "c.toml: data-dir:" in line
     assert "/proc/shieldwall/council" in line
     key = tmp_path / "member.key"
@@ -69,5 +49,5 @@ def test_directories_that_cannot_be_made_are_one_line_errors(tmp_path: Path) -> 
         'state-dir = "/proc/shieldwall/agent"\n'
         f'[[watch]]\npath = "{tmp_path / "log"}"\nrules = ["sshd"]\n[[enforcer]]\nkind = "log"\n'
     )
-    line = _one_line(_run("agent", "--config", str(tmp_path / "a.toml")))
+    line = one_line_error(shieldwall("agent", "--config", str(tmp_path / "a.toml")))
     assert "a.toml: state-dir:" in line

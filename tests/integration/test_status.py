@@ -6,32 +6,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shieldwall.loopback.alliance import LocalAlliance
 from shieldwall.wire.signing import generate
+from tests.integration.cli import shieldwall
 from tests.integration.test_alliance import enforced_set, wait_for
 
 pytestmark = pytest.mark.slow
 ATTACKER = "203.0.113.77"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shieldwall", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def _status(config: Path) -> dict:  # type: ignore[type-arg]
-    out = _run("status", "--config", str(config), "--json")
+    out = shieldwall("status", "--config", str(config), "--json")
     assert out.returncode == 0, out.stderr
     data: dict = json.loads(out.stdout)  # type: ignore[type-arg]
     return data
@@ -51,7 +40,7 @@ def test_a_missing_log_is_warned_about_until_it_appears_and_status_shows_it(
         assert st["running"] is True
         assert st["stream"]["state"] == "connected"
         assert st["watches"][str(m.log)] == "missing"
-        text = _run("status", "--config", str(m.config)).stdout
+        text = shieldwall("status", "--config", str(m.config)).stdout
         assert "running" in text
         assert f"watch {m.log}: missing" in text
         # the file appears: it is read from its start, and the attack in it is decided
@@ -66,7 +55,7 @@ def test_a_missing_log_is_warned_about_until_it_appears_and_status_shows_it(
         alliance.stop_agent(m)
         st = _status(m.config)
         assert st["running"] is False
-        assert "NOT running" in _run("status", "--config", str(m.config)).stdout
+        assert "NOT running" in shieldwall("status", "--config", str(m.config)).stdout
 
 
 @pytest.mark.parametrize(
@@ -94,7 +83,7 @@ def test_an_agent_that_would_protect_nothing_is_refused_in_one_line(
         f'state-dir = "{tmp_path / "state"}"\n'
         + tail.replace("LOG", str(tmp_path / "log")).replace("DIR", str(tmp_path / "dir"))
     )
-    out = _run("agent", "--config", str(cfg))
+    out = shieldwall("agent", "--config", str(cfg))
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()

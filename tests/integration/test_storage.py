@@ -8,7 +8,6 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from shieldwall.loopback.alliance import LocalAlliance
 from tests.conftest import skip_or_fail
+from tests.integration.cli import one_line_error, shieldwall
 
 pytestmark = pytest.mark.slow
 
@@ -87,21 +87,6 @@ def test_a_full_disk_is_a_503_and_the_council_recovers_when_space_returns(
             assert alliance.council_proc.poll() is None  # type: ignore[union-attr]
 
 
-def _council(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shieldwall", "council", "--config", str(config)],
-        capture_output=True, text=True, timeout=20, check=False,
-    )  # fmt: skip
-
-
-def _one_line(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    return lines[0]
-
-
 def test_a_lost_or_damaged_database_is_refused_at_start(tmp_path: Path) -> None:
     with LocalAlliance(n_members=0, root=tmp_path / "a") as alliance:
         assert alliance.operator("GET", "/v1/health").status_code == 200
@@ -114,20 +99,20 @@ def test_a_lost_or_damaged_database_is_refused_at_start(tmp_path: Path) -> None:
     good = db.read_bytes()
     assert len(good) > 3 * 4096
     db.write_bytes(b"")  # emptied (a failed restore, a mistaken truncate)
-    line = _one_line(_council(config))
+    line = one_line_error(shieldwall("council", "--config", str(config), timeout=20))
     assert "empty" in line
     assert "council.key" in line
     db.unlink()
-    assert "missing" in _one_line(_council(config))
+    assert "missing" in one_line_error(shieldwall("council", "--config", str(config), timeout=20))
     damaged = bytearray(good)
     for at in range(4096, len(damaged), 4096):  # every page's b-tree header but the first's
         damaged[at : at + 12] = b"\xff" * 12
     db.write_bytes(bytes(damaged))
-    line = _one_line(_council(config))
+    line = one_line_error(shieldwall("council", "--config", str(config), timeout=20))
     assert "council.db" in line
     assert "damaged" in line or "malformed" in line
     db.write_bytes(b"not a database at all" + good[21:])
-    line = _one_line(_council(config))
+    line = one_line_error(shieldwall("council", "--config", str(config), timeout=20))
     assert "council.db" in line
     assert "not a database" in line
 

@@ -22,6 +22,7 @@ import trustme
 
 from shieldwall.loopback.alliance import LocalAlliance, Member, free_port
 from shieldwall.wire.signing import generate
+from tests.integration.cli import shieldwall
 from tests.integration.test_alliance import enforced_set, wait_for
 
 pytestmark = pytest.mark.slow
@@ -57,16 +58,6 @@ def pki(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shieldwall", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def _serial(port: int, ca: str) -> int:
     """The serial number of the certificate a new connection to the council is served."""
     ctx = ssl.create_default_context(cafile=ca)
@@ -96,18 +87,18 @@ def test_members_follow_a_council_over_tls_and_the_operator_needs_its_ca(
         alliance.attack(first, ATTACKER, 5)
         wait_for(lambda: ATTACKER in enforced_set(second), what="the decision at member-2")
         token = str(alliance.root / "council" / "data" / "operator.token")  # type: ignore[operator]
-        listed = _cli(
+        listed = shieldwall(
             "decisions", "list", "--council", alliance.url, "--token-file", token, "--ca", pki["ca"]
         )
         assert listed.returncode == 0, listed.stderr
         assert ATTACKER in listed.stdout
         # the council's certificate chains to a CA the system does not trust: refused,
         # in one line, without a traceback
-        refused = _cli("decisions", "list", "--council", alliance.url, "--token-file", token)
+        refused = shieldwall("decisions", "list", "--council", alliance.url, "--token-file", token)
         assert refused.returncode != 0
         assert "certificate verify failed" in refused.stderr
         assert "Traceback" not in refused.stderr
-        wrong = _cli(
+        wrong = shieldwall(
             "decisions", "list", "--council", alliance.url, "--token-file", token,
             "--ca", pki["other_ca"],
         )  # fmt: skip
@@ -186,11 +177,11 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, pki: dict[str,
         base = ["stats", "--council", url, "--token-file", str(token), "--ca", pki["ca"]]
 
         def answered() -> bool:
-            return _cli(*base, "--cert", str(tmp_path / "client.pem"), "--key",
+            return shieldwall(*base, "--cert", str(tmp_path / "client.pem"), "--key",
                         str(tmp_path / "client.pem")).returncode == 0  # fmt: skip
 
         wait_for(answered, what="an answer to a client with a certificate")
-        without = _cli(*base)
+        without = shieldwall(*base)
         assert without.returncode != 0
         assert "Traceback" not in without.stderr
     finally:
@@ -353,7 +344,7 @@ def test_agent_config_refuses_a_malformed_council_key_in_one_line(tmp_path: Path
         f'[[watch]]\npath = "{tmp_path / "log"}"\nrules = ["sshd"]\n'
         '[[enforcer]]\nkind = "log"\n'
     )
-    out = _cli("agent", "--config", str(cfg))
+    out = shieldwall("agent", "--config", str(cfg))
     assert out.returncode != 0
     assert "council-key" in out.stderr
     assert "Traceback" not in out.stderr
@@ -404,7 +395,7 @@ def test_rekey_refuses_the_old_key_and_the_new_one_follows(tmp_path: Path) -> No
         m = alliance.members[0]
         private, public = generate()
         token = str(alliance.root / "council" / "data" / "operator.token")  # type: ignore[operator]
-        out = _cli(
+        out = shieldwall(
             "members", "rekey", m.name, "--public-key", public,
             "--council", alliance.url, "--token-file", token,
         )  # fmt: skip
@@ -514,18 +505,18 @@ def test_unban_at_the_council_lifts_members_local_bans_and_agent_unban_lifts_its
         wait_for(lambda: "203.0.113.80" in enforced_set(second), what="second's local ban")
         assert not alliance.active()["decisions"]  # a quorum is awaited: nothing decided
         token = str(alliance.root / "council" / "data" / "operator.token")  # type: ignore[operator]
-        out = _cli("unban", ATTACKER, "--council", alliance.url, "--token-file", token)
+        out = shieldwall("unban", ATTACKER, "--council", alliance.url, "--token-file", token)
         assert out.returncode == 0, out.stderr
         wait_for(lambda: ATTACKER not in enforced_set(first), what="the council's unban")
         # at the member itself, while its agent runs
-        out = _cli("agent", "unban", "203.0.113.80", "--config", str(second.config))
+        out = shieldwall("agent", "unban", "203.0.113.80", "--config", str(second.config))
         assert out.returncode == 0, out.stderr
         assert "lifted 1 local ban" in out.stdout
         assert "203.0.113.80" not in enforced_set(second)
         assert "203.0.113.80" not in _local_bans(second)
-        out = _cli("agent", "unban", "203.0.113.80", "--config", str(second.config))
+        out = shieldwall("agent", "unban", "203.0.113.80", "--config", str(second.config))
         assert "no local ban" in out.stdout
-        bad = _cli("agent", "unban", "not-an-ip", "--config", str(second.config))
+        bad = shieldwall("agent", "unban", "not-an-ip", "--config", str(second.config))
         assert bad.returncode != 0
         assert "Traceback" not in bad.stderr
 

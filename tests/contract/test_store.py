@@ -223,7 +223,10 @@ async def test_members(store: Store) -> None:
 
 
 async def test_nonces_are_remembered_once_and_forgotten(store: Store) -> None:
+    assert not await store.nonces.seen("web1", "n1")
     assert await store.nonces.remember("web1", "n1", NOW)
+    assert await store.nonces.seen("web1", "n1")
+    assert not await store.nonces.seen("web2", "n1")
     assert not await store.nonces.remember("web1", "n1", NOW)
     assert await store.nonces.remember("web2", "n1", NOW)
     await store.nonces.forget(NOW + timedelta(seconds=1))

@@ -658,16 +658,29 @@ class CouncilService:
         return member
 
     async def _fresh(
-        self, member: MemberRecord, sent_at: datetime, nonce: str, now: datetime
+        self,
+        member: MemberRecord,
+        sent_at: datetime,
+        nonce: str,
+        now: datetime,
+        later: dict[tuple[str, str], None] | None = None,
     ) -> None:
-        """``sent_at`` is within the replay window and ``nonce`` was never received."""
+        """``sent_at`` is within the replay window and ``nonce`` was never received. It is
+        remembered now, or, with ``later``, only checked and added there (for the caller
+        to remember in its transaction; a nonce twice in ``later`` is a replay too)."""
         if sent_at.tzinfo is None:
             raise SignatureError("malformed", "sent_at needs a time zone")
         skew = abs((now - sent_at).total_seconds())
         if skew > self.replay_window:
             raise SignatureError("stale", f"sent_at is {skew:.0f}s away from council time")
-        if not await self.store.nonces.remember(member.name, nonce, now):
+        if later is None:
+            if not await self.store.nonces.remember(member.name, nonce, now):
+                raise SignatureError("replayed", f"{nonce} was already received")
+            return
+        key = (member.name, nonce)
+        if key in later or await self.store.nonces.seen(member.name, nonce):
             raise SignatureError("replayed", f"{nonce} was already received")
+        later[key] = None
 
     async def _signed_by(self, group: Sequence[_Pending]) -> list[MemberRecord | SignatureError]:
         """Who signed each report of ``group`` (or why not): the signatures of a group
@@ -737,34 +750,41 @@ class CouncilService:
             groups: list[list[Effect]] = []
             stats: list[tuple[int, int, int, int]] = []
             signers = await self._signed_by(group)
+            # judged before the transaction opens: the treaty's pass may give the loop back
+            # (a large report), and no transaction may be open while it does (another
+            # coroutine's write would join it). The nonces are only read here; they are
+            # written with the effects, and nobody else writes them meanwhile (the lock).
+            accepted: dict[tuple[str, str], None] = {}
+            for p, signer in zip(group, signers, strict=True):
+                report = p.report
+                try:
+                    if isinstance(signer, SignatureError):
+                        raise signer
+                    member = signer
+                    await self._fresh(member, report.sent_at, report.id, now, accepted)
+                except SignatureError as exc:
+                    name = f"reports.refused.{exc.reason}"
+                    counts[name] = counts.get(name, 0) + 1
+                    log.warning(
+                        "report.refused reason=%s member=%r", exc.reason, report.member[:64]
+                    )
+                    results.append(exc)
+                    continue
+                effects, item_stats = await self._report_effects(member, report, now)
+                groups.append(effects)
+                stats.append(item_stats)
+                results.append(ReportOutcome())  # filled in below
+                counts["reports.accepted"] = counts.get("reports.accepted", 0) + 1
+                for name, n in zip(
+                    ("report.items.malformed", "alerts.duplicate", "sightings.received",
+                     "answers.received"),
+                    item_stats,
+                    strict=True,
+                ):  # fmt: skip
+                    counts[name] = counts.get(name, 0) + n
             async with self._committing():
-                for p, signer in zip(group, signers, strict=True):
-                    report = p.report
-                    try:
-                        if isinstance(signer, SignatureError):
-                            raise signer
-                        member = signer
-                        await self._fresh(member, report.sent_at, report.id, now)
-                    except SignatureError as exc:
-                        name = f"reports.refused.{exc.reason}"
-                        counts[name] = counts.get(name, 0) + 1
-                        log.warning(
-                            "report.refused reason=%s member=%r", exc.reason, report.member[:64]
-                        )
-                        results.append(exc)
-                        continue
-                    effects, item_stats = await self._report_effects(member, report, now)
-                    groups.append(effects)
-                    stats.append(item_stats)
-                    results.append(ReportOutcome())  # filled in below
-                    counts["reports.accepted"] = counts.get("reports.accepted", 0) + 1
-                    for name, n in zip(
-                        ("report.items.malformed", "alerts.duplicate", "sightings.received",
-                         "answers.received"),
-                        item_stats,
-                        strict=True,
-                    ):  # fmt: skip
-                        counts[name] = counts.get(name, 0) + n
+                for member_name, nonce in accepted:
+                    await self.store.nonces.remember(member_name, nonce, now)
                 done = await self._write(groups, now, counts)
             await self._announce(done, now)
         outcomes = iter(zip(done.outcomes, stats, strict=True))

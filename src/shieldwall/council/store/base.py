@@ -143,6 +143,10 @@ class Nonces(Protocol):
         """True the first time (member, nonce) is seen, False for a replay."""
         ...
 
+    async def seen(self, member: str, nonce: str) -> bool:
+        """Whether (member, nonce) was remembered (a read: nothing is written)."""
+        ...
+
     async def forget(self, before: datetime) -> None: ...
 
 

@@ -203,25 +203,28 @@ class _Members:
 class _Nonces:
     def __init__(self, tx: _Tx) -> None:
         self._tx = tx
-        self.seen: dict[tuple[str, str], datetime] = {}
+        self._seen: dict[tuple[str, str], datetime] = {}
 
     async def remember(self, member: str, nonce: str, at: datetime) -> bool:
         key = (member, nonce)
-        if key in self.seen:
+        if key in self._seen:
             return False
-        self.seen[key] = at
+        self._seen[key] = at
 
         def undo() -> None:
-            del self.seen[key]
+            del self._seen[key]
 
         self._tx.done(undo)
         return True
 
+    async def seen(self, member: str, nonce: str) -> bool:
+        return (member, nonce) in self._seen
+
     async def forget(self, before: datetime) -> None:
-        gone = {k: t for k, t in self.seen.items() if t < before}
+        gone = {k: t for k, t in self._seen.items() if t < before}
         for k in gone:
-            del self.seen[k]
-        self._tx.done(lambda: self.seen.update(gone))
+            del self._seen[k]
+        self._tx.done(lambda: self._seen.update(gone))
 
 
 class _Records:

@@ -534,6 +534,12 @@ class _Nonces:
             )
         return cur.rowcount == 1
 
+    async def seen(self, member: str, nonce: str) -> bool:
+        rows = self._db.read(
+            "SELECT 1 FROM nonces WHERE member = ? AND nonce = ?", (member, nonce)
+        )
+        return bool(rows)
+
     async def forget(self, before: datetime) -> None:
         with self._db.tx() as db:
             db.execute("DELETE FROM nonces WHERE seen_at < ?", (_ts(before),))

@@ -187,6 +187,15 @@ async def test_a_large_report_gives_the_event_loop_back_while_it_is_judged(
         return real(event, when)
 
     monkeypatch.setattr(treaty, "handle", judged)
+    log = council.service.store.log
+    real_append = log.append
+    written: list[int] = []  # decisions per transaction
+
+    async def append(changes: Any, *args: Any, **kwargs: Any) -> Any:
+        written.append(len(changes))
+        return await real_append(changes, *args, **kwargs)
+
+    monkeypatch.setattr(log, "append", append)
     ticker = asyncio.create_task(other_work())
     out = await m.client.send_report(uuid.uuid4().hex, alerts)
     judging = False
@@ -196,6 +205,11 @@ async def test_a_large_report_gives_the_event_loop_back_while_it_is_judged(
     # never more than 100 alerts (a few ms of treaty work) without giving the loop a turn
     longest = max(len(list(run)) for _, run in itertools.groupby(at_call))
     assert longest <= 100, longest
+    # and its 2,000 decisions were written a slice at a time, every one of them
+    assert sum(written) == n
+    assert max(written) <= 500
+    active = {d["scope"] for d in (await _active(council))}
+    assert all(a.source in active for a in alerts)
 
 
 async def test_a_member_cannot_be_enrolled_with_a_network_wider_than_its_hosts(
@@ -211,3 +225,9 @@ async def test_a_member_cannot_be_enrolled_with_a_network_wider_than_its_hosts(
             assert "wider than" in r.json()["detail"]
         ok = {"name": "m", "public_key": sg.generate()[1], "addresses": ["192.0.2.0/24"]}
         assert (await op.post("/v1/members", json=ok)).status_code == 201
+
+
+async def _active(council: Council) -> list[dict[str, Any]]:
+    async with operator(council) as op:
+        out: list[dict[str, Any]] = (await op.get("/v1/decisions")).json()["decisions"]
+    return out

@@ -346,7 +346,7 @@ def test_agent_config_refuses_a_malformed_council_key_in_one_line(tmp_path: Path
     )
     out = shieldwall("agent", "--config", str(cfg))
     assert out.returncode != 0
-    assert "council-key" in out.stderr
+    assert "council-key: not a public key" in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 

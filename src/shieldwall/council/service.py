@@ -133,6 +133,9 @@ MAX_GROUP = 500
 MEMBER_WIDEST = {4: 16, 6: 32}
 """The widest network a member may be enrolled with, by IP version: its own hosts (an
 enrollment with 0.0.0.0/0 would protect everything, and revoke every decision at once)."""
+WRITE_CHUNK = 500
+"""Effects written per transaction when a group of reports holds more (about 8 ms of
+SQLite): the event loop gets a turn between them."""
 YIELD_EVERY = 50
 """Alerts judged between two returns to the event loop (about 3 ms of treaty work)."""
 THREADED_CHECKS = 8
@@ -232,6 +235,37 @@ class _Commit:
     chains: dict[str, Evidence] = field(default_factory=dict)
     consulted: list[Concern] = field(default_factory=list)
     outcomes: list[ReportOutcome] = field(default_factory=list)
+
+
+def _slices(groups: Sequence[Sequence[Effect]], size: int) -> list[list[list[Effect]]]:
+    """``groups`` cut into parts of about ``size`` effects, each part one list per group
+    (in order), so that each part's outcomes line up with the groups."""
+    total = sum(len(g) for g in groups)
+    if total <= size:
+        return [[list(g) for g in groups]]
+    parts: list[list[list[Effect]]] = []
+    part: list[list[Effect]] = [[] for _ in groups]
+    filled = 0
+    for i, effects in enumerate(groups):
+        for e in effects:
+            part[i].append(e)
+            filled += 1
+            if filled >= size:
+                parts.append(part)
+                part, filled = [[] for _ in groups], 0
+    if filled or not parts:
+        parts.append(part)
+    return parts
+
+
+def _merge(total: ReportOutcome, part: ReportOutcome) -> None:
+    """Add one slice's outcome of a report to what the earlier slices gave."""
+    for name in ReportOutcome.__dataclass_fields__:
+        value = getattr(part, name)
+        if isinstance(value, list):
+            getattr(total, name).extend(value)
+        else:
+            setattr(total, name, getattr(total, name) + value)
 
 
 class CouncilService:
@@ -782,12 +816,24 @@ class CouncilService:
                     strict=True,
                 ):  # fmt: skip
                     counts[name] = counts.get(name, 0) + n
-            async with self._committing():
-                for member_name, nonce in accepted:
-                    await self.store.nonces.remember(member_name, nonce, now)
-                done = await self._write(groups, now, counts)
-            await self._announce(done, now)
-        outcomes = iter(zip(done.outcomes, stats, strict=True))
+            # a large group is written a slice at a time, giving the loop back in between;
+            # its nonces and counters go with the last slice, so a failure on the way lets
+            # the members send their reports again (what was written is then a duplicate)
+            merged = [ReportOutcome() for _ in groups]
+            parts = _slices(groups, WRITE_CHUNK)
+            for k, part in enumerate(parts):
+                last = k == len(parts) - 1
+                if k:
+                    await asyncio.sleep(0)
+                async with self._committing():
+                    if last:
+                        for member_name, nonce in accepted:
+                            await self.store.nonces.remember(member_name, nonce, now)
+                    done = await self._write(part, now, counts if last else {})
+                await self._announce(done, now)
+                for total, out in zip(merged, done.outcomes, strict=True):
+                    _merge(total, out)
+        outcomes = iter(zip(merged, stats, strict=True))
         for i, result in enumerate(results):
             if isinstance(result, ReportOutcome):
                 out, (malformed, duplicates, sightings, answers) = next(outcomes)

@@ -535,9 +535,7 @@ class _Nonces:
         return cur.rowcount == 1
 
     async def seen(self, member: str, nonce: str) -> bool:
-        rows = self._db.read(
-            "SELECT 1 FROM nonces WHERE member = ? AND nonce = ?", (member, nonce)
-        )
+        rows = self._db.read("SELECT 1 FROM nonces WHERE member = ? AND nonce = ?", (member, nonce))
         return bool(rows)
 
     async def forget(self, before: datetime) -> None:

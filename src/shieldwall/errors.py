@@ -79,3 +79,9 @@ class CouncilError(ShieldwallError):
     @property
     def permanent(self) -> bool:
         return self.status in (401, 403) and self.reason in self.PERMANENT
+
+
+def os_reason(exc: OSError) -> str:
+    """Why an I/O call failed, as it reads inside a one-line error (``no such file or
+    directory``, ``permission denied``)."""
+    return (exc.strerror or str(exc)).lower()

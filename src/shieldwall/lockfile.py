@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from shieldwall.errors import ConfigError
+from shieldwall.errors import ConfigError, os_reason
 
 LOCK_FILE = ".lock"
 
@@ -32,9 +32,7 @@ class DirLock:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle: IO[str] = path.open("a+")
         except OSError as exc:
-            raise ConfigError(
-                origin, key, f"cannot use {directory}: {(exc.strerror or str(exc)).lower()}"
-            ) from exc
+            raise ConfigError(origin, key, f"cannot use {directory}: {os_reason(exc)}") from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

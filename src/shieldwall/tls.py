@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import ssl
 
-from shieldwall.errors import ConfigError
+from shieldwall.errors import ConfigError, os_reason
 
 
 @functools.cache
@@ -76,5 +76,5 @@ def _load_chain(ctx: ssl.SSLContext, cert: str, key: str | None, origin: str, na
 
 def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+        return os_reason(exc)
     return str(exc) or type(exc).__name__

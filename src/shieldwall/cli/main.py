@@ -17,7 +17,7 @@ from shieldwall import __version__
 from shieldwall.cli.operator import operator_from, operator_options
 from shieldwall.cli.table import table as _table
 from shieldwall.config.schema import parse_duration
-from shieldwall.errors import ConfigError, ShieldwallError
+from shieldwall.errors import ConfigError, ShieldwallError, os_reason
 from shieldwall.obs import setup_logging, tune_gc
 
 
@@ -188,9 +188,7 @@ def _secret(cfg: Any, load: Callable[[str], _S]) -> _S:
         return load(cfg.data_dir)
     except OSError as exc:
         where = exc.filename or cfg.data_dir
-        raise ConfigError(
-            cfg.origin, "data-dir", f"{where}: {(exc.strerror or str(exc)).lower()}"
-        ) from exc
+        raise ConfigError(cfg.origin, "data-dir", f"{where}: {os_reason(exc)}") from exc
 
 
 @cli.group(invoke_without_command=True)
@@ -382,7 +380,7 @@ def keygen(out: str | None, as_json: bool) -> None:
         except OSError as exc:
             where = exc.filename or out
             raise click.ClickException(
-                f"cannot write the key to {out}: {where}: {(exc.strerror or str(exc)).lower()}"
+                f"cannot write the key to {out}: {where}: {os_reason(exc)}"
             ) from exc
         with os.fdopen(fd, "w") as f:
             f.write(private + "\n")

@@ -79,7 +79,7 @@ def test_what_the_council_protects_lifts_bans_inside_and_guards_local_alerts(
         assert _local(agent) == {"192.0.2.1"}
         assert agent.council_protected.reason_for(parse_scope("198.51.100.9")) is not None
         assert agent.council_protected.reason_for(parse_scope("192.0.2.1")) is None
-        assert agent._lift_inside(["192.0.2.0/24"], "an operator's unban") == 1
+        assert agent._lift_inside([parse_scope("192.0.2.0/24")], "an operator's unban") == 1
         assert _local(agent) == set()
     finally:
         agent.state.close()

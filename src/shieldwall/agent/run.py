@@ -553,7 +553,7 @@ class Agent:
                         await self._enforce()
                         continue
                     if isinstance(item, WireLift):
-                        self._lift_inside(item.scopes, "an operator's unban")
+                        self._lift_inside(_scopes(item.scopes), "an operator's unban")
                         await self._enforce()
                         continue
                     if isinstance(item, StreamSnapshot):
@@ -638,7 +638,7 @@ class Agent:
         if request.get("op") != "unban":
             raise ValueError(f"unknown op {request.get('op')!r}")
         scope = parse_scope(str(request["scope"]))
-        lifted = self._lift_inside([scope.text()], "unbanned at this host by an operator")
+        lifted = self._lift_inside([scope], "unbanned at this host by an operator")
         await self._enforce()
         held = self.blocks.blocked(scope, self.clock.now().timestamp()) is not None
         return {"lifted": lifted, "council": held}
@@ -646,12 +646,9 @@ class Agent:
     def _council_protects(self, message: WireProtect) -> None:
         """The council's protected set (its allowlist, members' addresses): never banned
         locally from now on; a local ban inside it is lifted."""
-        scopes: list[Scope] = []
-        for text, _why in message.scopes:
-            with contextlib.suppress(InvalidScope):
-                scopes.append(parse_scope(text))
+        scopes = _scopes(text for text, _why in message.scopes)
         self.council_protected = Protected.build(allowlist=scopes, protect_private=False)
-        self._lift_inside([s.text() for s in scopes], "the council protects it")
+        self._lift_inside(scopes, "the council protects it")
         log.info("council.protects scopes=%d", len(scopes))
 
     def _lift_refused(self, answer: Mapping[str, object]) -> int:
@@ -663,16 +660,12 @@ class Agent:
         lifted = 0
         for r in refused:
             if isinstance(r, dict) and str(r.get("reason", "")).startswith("protected:"):
-                lifted += self._lift_inside([str(r.get("scope"))], f"the council refused it: "
-                                            f"{r['reason']}")  # fmt: skip
+                why = f"the council refused it: {r['reason']}"
+                lifted += self._lift_inside(_scopes([str(r.get("scope"))]), why)
         return lifted
 
-    def _lift_inside(self, texts: Sequence[str], why: str) -> int:
-        """Lift this member's local bans inside any of ``texts`` (scopes)."""
-        nets = []
-        for text in texts:
-            with contextlib.suppress(InvalidScope):
-                nets.append(parse_scope(text))
+    def _lift_inside(self, nets: Sequence[Scope], why: str) -> int:
+        """Lift this member's local bans inside any of ``nets``."""
         if not nets:
             return 0
         inside = Protected.build(allowlist=nets, protect_private=False)
@@ -692,22 +685,26 @@ class Agent:
         """The claims this member may enforce: one overlapping what it protects (its own
         ranges, its council) is refused whatever the council says, counted and logged."""
         reason_for = self.protected.reason_for
-        refused = 0
+        refused: list[tuple[Claim, str]] = []
         for claim in claims:
             why = reason_for(claim[1])
             if why is None:
                 yield claim
-                continue
-            refused += 1
-            if refused <= LOG_EACH:
-                log.warning(
-                    "decision.protected id=%s scope=%s reason=%s: not enforced",
-                    claim[0],
-                    scope_str(claim[1]),
-                    why,
-                )
+            else:
+                refused.append((claim, why))
+        self._not_enforced(refused)
+
+    def _not_enforced(self, refused: Sequence[tuple[Claim, str]]) -> None:
+        """Log and count council decisions refused as protected."""
+        for (decision_id, scope, _), why in refused[:LOG_EACH]:
+            log.warning(
+                "decision.protected id=%s scope=%s reason=%s: not enforced",
+                decision_id,
+                scope_str(scope),
+                why,
+            )
         if refused:
-            self.state.bump({"decisions.protected": refused})
+            self.state.bump({"decisions.protected": len(refused)})
 
     def _apply_snapshot(self, snap: StreamSnapshot) -> None:
         self.blocks.reset(self._admit(snap.claims))
@@ -724,11 +721,11 @@ class Agent:
         lifted: list[Scope] = []
         blocks = self.blocks
         reason_for = self.protected.reason_for
-        protected: list[Claim] = []
+        protected: list[tuple[Claim, str]] = []
         for e in fresh:
             if e.kind is EventKind.ADD:
-                if reason_for(e.scope) is not None:
-                    protected.append((e.decision_id, e.scope, e.expires))
+                if (why := reason_for(e.scope)) is not None:
+                    protected.append(((e.decision_id, e.scope, e.expires), why))
                     continue
                 blocks.claim(e.decision_id, e.scope, e.expires)
             elif blocks.release(e.decision_id, lift_local=e.kind is EventKind.REVOKE):
@@ -736,9 +733,7 @@ class Agent:
                 lifted.append(e.scope)
         if batch.malformed:
             self.state.bump({"stream.malformed": batch.malformed})
-        if protected:
-            for _ in self._admit(protected):  # counts and logs them
-                pass
+        self._not_enforced(protected)
         if not fresh:
             return
         self.seq = fresh[-1].seq
@@ -798,6 +793,15 @@ class Agent:
                 self.state.local_bans(now)  # deletes the expired rows
                 pruned = now
             await self._enforce()
+
+
+def _scopes(texts: Iterable[str]) -> list[Scope]:
+    """The scopes among ``texts`` (what the council sent); anything else is left out."""
+    out: list[Scope] = []
+    for text in texts:
+        with contextlib.suppress(InvalidScope):
+            out.append(parse_scope(text))
+    return out
 
 
 def check_runnable(config: AgentConfig) -> None:
